@@ -1,0 +1,35 @@
+#pragma once
+
+#include "core/result.hpp"
+
+#include <string>
+#include <string_view>
+
+struct libdeflate_compressor;
+struct libdeflate_decompressor;
+
+namespace codec {
+
+/// gzip (RFC 1952) with libdeflate. One object per thread or connection; buffers are reused,
+/// so steady-state calls do not allocate once `out` has grown to size.
+class Gzip {
+public:
+    explicit Gzip(int level = 1);
+    ~Gzip();
+    Gzip(const Gzip&) = delete;
+    Gzip& operator=(const Gzip&) = delete;
+
+    /// Replaces `out` with the gzip of `in`.
+    void compress(std::string_view in, std::string& out);
+    /// Replaces `out` with the decompressed `in`. More than `max_out` bytes: Errc::body_too_large;
+    /// invalid or truncated data, or trailing garbage: Errc::bad_encoding. Concatenated gzip
+    /// members are accepted. On error `out` is unspecified.
+    core::Result<void> decompress(std::string_view in, std::string& out, std::size_t max_out);
+
+private:
+    libdeflate_compressor* compressor_ = nullptr;
+    libdeflate_decompressor* decompressor_ = nullptr;
+    int level_;
+};
+
+}  // namespace codec

@@ -1,0 +1,34 @@
+#pragma once
+
+// Shims over Asio 1.22 (our floor: no cancel_after, no default completion token).
+
+#include <asio.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+
+#include <chrono>
+#include <system_error>
+
+namespace core {
+
+using asio::awaitable;
+using asio::use_awaitable;
+constexpr auto use_nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+/// Waits for `op` or the deadline, whichever comes first; on timeout the operation is
+/// cancelled and `asio::error::timed_out` is returned. `op` must be an awaitable<T> whose result
+/// is a std::tuple<std::error_code, ...> (use `use_nothrow_awaitable`).
+template <class T, class Duration>
+awaitable<T> with_timeout(awaitable<T> op, Duration timeout)
+{
+    using namespace asio::experimental::awaitable_operators;
+    asio::steady_timer timer{co_await asio::this_coro::executor};
+    timer.expires_after(timeout);
+    auto result = co_await (std::move(op) || timer.async_wait(use_nothrow_awaitable));
+    if (result.index() == 0)
+        co_return std::get<0>(std::move(result));
+    T timed_out{};
+    std::get<0>(timed_out) = asio::error::timed_out;
+    co_return timed_out;
+}
+
+}  // namespace core

@@ -1,0 +1,35 @@
+#include "core/metric.hpp"
+
+#include <cmath>
+
+namespace core {
+
+Result<Kind> parse_kind(std::string_view s) noexcept
+{
+    if (s == "gauge")
+        return Kind::gauge;
+    if (s == "counter")
+        return Kind::counter;
+    return Errc::bad_kind;
+}
+
+bool valid_name(std::string_view name) noexcept
+{
+    if (name.empty() || name.size() > max_name_bytes)
+        return false;
+    for (unsigned char c : name)
+        if (c <= 0x20 || c == 0x7f || c == '/')
+            return false;
+    return true;
+}
+
+Result<void> validate(const Metric& m) noexcept
+{
+    if (!valid_name(m.id))
+        return Errc::bad_name;
+    if (m.kind == Kind::gauge && !std::isfinite(m.value))
+        return Errc::non_finite;
+    return {};
+}
+
+}  // namespace core

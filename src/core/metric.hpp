@@ -1,0 +1,52 @@
+#pragma once
+
+#include "core/result.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace core {
+
+enum class Kind : std::uint8_t { gauge, counter };
+
+constexpr std::string_view to_string(Kind k) noexcept { return k == Kind::gauge ? "gauge" : "counter"; }
+/// "gauge" or "counter" (exact, lower case); anything else is `Errc::bad_kind`.
+Result<Kind> parse_kind(std::string_view s) noexcept;
+
+constexpr std::size_t max_name_bytes = 255;
+
+/// 1..255 bytes, no control characters (< 0x20, 0x7f), no whitespace, no '/'.
+bool valid_name(std::string_view name) noexcept;
+
+/// One metric as it travels through parsing, storage and responses.
+/// `id` is a view: it points into the request (or parser) buffer that produced it and is valid
+/// only as long as that buffer; storage copies it when it inserts a new name.
+/// For a gauge only `value` is meaningful, for a counter only `delta` (an update adds `delta`;
+/// a stored counter or an update's result carries the total in `delta`).
+struct Metric {
+    std::string_view id;
+    Kind kind = Kind::gauge;
+    double value = 0;
+    std::int64_t delta = 0;
+
+    static Metric gauge(std::string_view id, double v) noexcept { return {id, Kind::gauge, v, 0}; }
+    static Metric counter(std::string_view id, std::int64_t d) noexcept { return {id, Kind::counter, 0, d}; }
+    friend bool operator==(const Metric&, const Metric&) = default;
+};
+
+/// A metric that owns its name: for listings (`/`, `/metrics`, snapshots) that outlive a lock.
+struct OwnedMetric {
+    std::string id;
+    Kind kind = Kind::gauge;
+    double value = 0;
+    std::int64_t delta = 0;
+
+    Metric view() const noexcept { return {id, kind, value, delta}; }
+    friend bool operator==(const OwnedMetric&, const OwnedMetric&) = default;
+};
+
+/// Checks a parsed update before it reaches storage: valid name, finite gauge.
+Result<void> validate(const Metric& m) noexcept;
+
+}  // namespace core
