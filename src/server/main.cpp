@@ -1,0 +1,166 @@
+// metrics-server: wires configuration, storage, the middleware pipeline and the listener.
+#include "core/log.hpp"
+#include "server/address.hpp"
+#include "server/config.hpp"
+#include "server/listener.hpp"
+#include "server/pipeline.hpp"
+#include "storage/memory.hpp"
+#include "storage/persistent.hpp"
+#include "storage/postgres.hpp"
+#include "storage/snapshot.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <future>
+#include <memory>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// Features of API.md that this build does not implement yet: refusing to start is safer than
+/// silently running without the protection an operator asked for.
+bool refuse_unsupported(const server::Config& c)
+{
+    const char* what = !c.crypto_key.empty()       ? "-crypto-key/CRYPTO_KEY"
+                       : !c.trusted_subnet.empty() ? "-t/TRUSTED_SUBNET"
+                       : !c.audit_file.empty()     ? "-audit-file/AUDIT_FILE"
+                       : !c.audit_url.empty()      ? "-audit-url/AUDIT_URL"
+                                                   : nullptr;
+    if (what == nullptr)
+        return false;
+    std::fprintf(stderr, "metrics-server: %s is not supported by this version\n", what);
+    return true;
+}
+
+/// The storage chosen by the configuration: PostgreSQL, memory with snapshots, or memory.
+struct Storages {
+    std::unique_ptr<storage::MemoryStorage> memory;
+    std::unique_ptr<storage::SnapshotFile> snapshot;
+    std::unique_ptr<storage::Storage> front;  ///< what handlers use, when not `memory` itself
+    storage::Storage* active = nullptr;
+};
+
+/// Startup errors come back as one line for stderr.
+std::string open_storage(asio::io_context& ioc, const server::Config& c, Storages& s)
+{
+    if (!c.database_dsn.empty()) {
+        storage::PostgresOptions options;
+        options.pool_size = static_cast<std::size_t>(c.database_pool);
+        auto opened = asio::co_spawn(ioc, storage::PostgresStorage::open(ioc.get_executor(), c.database_dsn, options),
+                                     asio::use_future)
+                          .get();
+        if (!opened)
+            return "cannot use DATABASE_DSN: " + std::string{core::message(opened.error())};
+        s.front = std::move(*opened);
+        s.active = s.front.get();
+        core::log::info("storage: PostgreSQL");
+        return {};
+    }
+    s.memory = std::make_unique<storage::MemoryStorage>();
+    s.active = s.memory.get();
+    if (c.store_file.empty()) {
+        core::log::info("storage: memory only (no snapshot file)");
+        return {};
+    }
+    s.snapshot = std::make_unique<storage::SnapshotFile>(c.store_file);
+    if (c.restore) {
+        auto loaded = s.snapshot->load();
+        if (!loaded)
+            return "cannot restore " + c.store_file + ": " + std::string{core::message(loaded.error())};
+        s.memory->restore(*loaded);
+        core::log::info("restored {} metrics from {}", loaded->size(), c.store_file);
+    }
+    s.front = std::make_unique<storage::PersistentStorage>(ioc.get_executor(), *s.memory, *s.snapshot,
+                                                           c.store_interval);
+    s.active = s.front.get();
+    core::log::info("storage: memory, snapshots to {} every {} ms{}", c.store_file, c.store_interval.count(),
+                    c.store_interval.count() == 0 ? " (synchronous)" : "");
+    return {};
+}
+
+/// Waits for a stop signal, then: stop accepting, let in-flight requests finish within the
+/// grace period, close the storage (final snapshot), stop the io_context.
+asio::awaitable<void> shutdown_on_signal(asio::signal_set& signals, server::Listener& listener,
+                                         storage::Storage& storage, std::chrono::milliseconds grace)
+{
+    auto [ec, signo] = co_await signals.async_wait(core::use_nothrow_awaitable);
+    if (!ec)
+        core::log::info("signal {}: shutting down", signo);
+    listener.stop();
+    asio::steady_timer timer{co_await asio::this_coro::executor};
+    const auto until = std::chrono::steady_clock::now() + grace;
+    while (listener.active() > 0 && std::chrono::steady_clock::now() < until) {
+        timer.expires_after(10ms);
+        co_await timer.async_wait(core::use_nothrow_awaitable);
+    }
+    if (listener.active() > 0)
+        core::log::warn("{} connections still open after the grace period", listener.active());
+    co_await storage.close();
+    core::log::info("stopped");
+    (co_await asio::this_coro::executor).context().stop();
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    server::Config config;
+    if (auto exit = server::load_config(argc, argv, config))
+        return *exit;
+    if (refuse_unsupported(config))
+        return 1;
+    auto endpoint = server::resolve_listen_address(config.address);
+    if (!endpoint) {
+        std::fprintf(stderr, "metrics-server: invalid listen address \"%s\"\n", config.address.c_str());
+        return 2;
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+
+    const unsigned threads =
+        config.threads > 0 ? static_cast<unsigned>(config.threads) : std::max(1u, std::thread::hardware_concurrency());
+    asio::io_context ioc{static_cast<int>(threads)};
+    // Installed before anything can fail slowly, even if the parent left these ignored.
+    asio::signal_set signals{ioc, SIGINT, SIGTERM, SIGQUIT};
+
+    auto work = asio::make_work_guard(ioc);
+    std::vector<std::thread> pool;
+    for (unsigned i = 0; i < threads; ++i)
+        pool.emplace_back([&ioc] { ioc.run(); });
+    const auto join_all = [&] {
+        work.reset();
+        ioc.stop();
+        for (auto& t : pool)
+            t.join();
+    };
+
+    Storages storages;
+    if (auto error = open_storage(ioc, config, storages); !error.empty()) {
+        std::fprintf(stderr, "metrics-server: %s\n", error.c_str());
+        join_all();
+        return 1;
+    }
+    auto pipeline = server::make_pipeline(config, *storages.active);
+    server::Listener listener{ioc, *pipeline, config.connection_limits()};
+    try {
+        listener.listen(*endpoint);
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "metrics-server: cannot listen on %s: %s\n", config.address.c_str(), e.what());
+        asio::co_spawn(ioc, storages.active->close(), asio::use_future).get();
+        join_all();
+        return 1;
+    }
+    const auto local = listener.local_endpoint();
+    core::log::info("metrics-server {} listening on {}:{} with {} threads", METRICS_VERSION,
+                    local.address().to_string(), local.port(), threads);
+
+    asio::co_spawn(ioc, listener.run(), asio::detached);
+    asio::co_spawn(ioc, shutdown_on_signal(signals, listener, *storages.active, config.shutdown_grace),
+                   asio::detached);
+    work.reset();
+    for (auto& t : pool)
+        t.join();
+    return 0;
+}

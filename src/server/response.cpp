@@ -1,0 +1,111 @@
+#include "server/response.hpp"
+
+#include <cassert>
+
+namespace server {
+
+int status_for(core::Errc e) noexcept
+{
+    using core::Errc;
+    switch (e) {
+    case Errc::ok: return 200;
+    case Errc::not_found: return 404;
+    case Errc::batch_too_large:
+    case Errc::body_too_large: return 413;
+    case Errc::header_too_large: return 431;
+    case Errc::uri_too_long: return 414;
+    case Errc::unsupported_media_type: return 415;
+    case Errc::forbidden: return 403;
+    case Errc::timeout: return 408;
+    case Errc::storage_unavailable:
+    case Errc::io_error:
+    case Errc::corrupt_snapshot: return 500;
+    case Errc::bad_name:
+    case Errc::bad_kind:
+    case Errc::bad_value:
+    case Errc::non_finite:
+    case Errc::counter_overflow:
+    case Errc::malformed_json:
+    case Errc::missing_field:
+    case Errc::empty_batch:
+    case Errc::bad_request:
+    case Errc::bad_encoding:
+    case Errc::bad_hash: return 400;
+    }
+    return 500;
+}
+
+std::string_view reason_phrase(int status) noexcept
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "Unknown";
+}
+
+void Response::clear() noexcept
+{
+    status = 200;
+    type = content_type::text;
+    body.clear();
+    encoded.clear();
+    body_is_encoded = false;
+    close = false;
+    header_count_ = 0;
+}
+
+void Response::fail(int status_code, std::string_view reason)
+{
+    status = status_code;
+    type = content_type::text;
+    body.clear();
+    body.append(reason);
+    body.push_back('\n');
+}
+
+void Response::text(std::string_view s)
+{
+    status = 200;
+    type = content_type::text;
+    body.clear();
+    body.append(s);
+}
+
+void Response::add_header(std::string_view name, std::string_view value) noexcept
+{
+    assert(header_count_ < headers_.size());
+    if (header_count_ < headers_.size())
+        headers_[header_count_++] = {name, value};
+}
+
+void Response::write_head(fmt::memory_buffer& out, int version_minor, bool keep_alive) const
+{
+    auto it = std::back_inserter(out);
+    fmt::format_to(it, "HTTP/1.{} {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n", version_minor, status,
+                   reason_phrase(status), type, payload().size());
+    for (std::size_t i = 0; i < header_count_; ++i)
+        fmt::format_to(it, "{}: {}\r\n", headers_[i].name, headers_[i].value);
+    // HTTP/1.1 keeps connections open by default; HTTP/1.0 needs the explicit token.
+    if (!keep_alive)
+        out.append(std::string_view{"Connection: close\r\n"});
+    else if (version_minor == 0)
+        out.append(std::string_view{"Connection: keep-alive\r\n"});
+    out.append(std::string_view{"\r\n"});
+}
+
+}  // namespace server

@@ -1,0 +1,103 @@
+#include "server/config.hpp"
+#include "server/offline.hpp"
+#include "server/pipeline.hpp"
+#include "storage/memory.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace {
+
+using server::OfflineConnection;
+
+std::string post(std::string_view path, std::string_view body = {}, std::string_view type = "application/json")
+{
+    std::string r = "POST " + std::string{path} + " HTTP/1.1\r\nHost: t\r\n";
+    if (!type.empty())
+        r += "Content-Type: " + std::string{type} + "\r\n";
+    r += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string{body};
+    return r;
+}
+
+std::string get(std::string_view path) { return "GET " + std::string{path} + " HTTP/1.1\r\nHost: t\r\n\r\n"; }
+
+struct Fixture {
+    storage::MemoryStorage store;
+    server::Config config = [] {
+        server::Config c;
+        c.access_log = false;
+        return c;
+    }();
+    std::unique_ptr<server::Pipeline> pipeline = server::make_pipeline(config, store);
+    OfflineConnection conn{*pipeline};
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "a URL gauge update is readable as text in shortest form")
+{
+    CHECK(conn.handle(post("/update/gauge/g/123456.70", {}, {})).status == 200);
+    auto answer = conn.handle(get("/value/gauge/g"));
+    CHECK(answer.status == 200);
+    CHECK(answer.body == "123456.7");
+    CHECK(answer.head.find("Content-Type: text/plain") != std::string_view::npos);
+}
+
+TEST_CASE_FIXTURE(Fixture, "URL updates map errors to the Go server's statuses")
+{
+    CHECK(conn.handle(post("/update/gauge/", {}, {})).status == 404);
+    CHECK(conn.handle(post("/update/gauge/x", {}, {})).status == 404);
+    CHECK(conn.handle(post("/update/bogus/x/1", {}, {})).status == 400);
+    CHECK(conn.handle(post("/update/gauge/x/abc", {}, {})).status == 400);
+    CHECK(conn.handle(post("/update/counter/x/1.5", {}, {})).status == 400);
+    CHECK(conn.handle(get("/update/gauge/x/1")).status == 405);
+    CHECK(conn.handle(get("/value/gauge/x")).status == 404);
+    CHECK(conn.handle(get("/value/nope/x")).status == 404);
+    CHECK(conn.handle(get("/elsewhere")).status == 404);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a JSON counter update answers the new total")
+{
+    REQUIRE(conn.handle(post("/update/", R"({"id":"c","type":"counter","delta":2})")).status == 200);
+    auto answer = conn.handle(post("/update/", R"({"id":"c","type":"counter","delta":3})"));
+    CHECK(answer.status == 200);
+    CHECK(answer.body == R"({"id":"c","type":"counter","delta":5})");
+}
+
+TEST_CASE_FIXTURE(Fixture, "JSON endpoints refuse other content types with 415")
+{
+    CHECK(conn.handle(post("/update/", R"({"id":"c","type":"counter","delta":2})", "text/plain")).status == 415);
+    CHECK(conn.handle(post("/value/", R"({"id":"c","type":"counter"})", {})).status == 415);
+    CHECK(conn.handle(post("/updates/", "[]", "application/json; charset=utf-8")).status == 400);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a batch with a bad element changes nothing")
+{
+    auto answer = conn.handle(post("/updates/", R"([{"id":"a","type":"gauge","value":1},{"id":"b","type":"gauge"}])"));
+    CHECK(answer.status == 400);
+    CHECK(conn.handle(get("/value/gauge/a")).status == 404);
+}
+
+TEST_CASE_FIXTURE(Fixture, "POST /value/ answers the stored metric as JSON")
+{
+    REQUIRE(conn.handle(post("/update/gauge/v/0.1", {}, {})).status == 200);
+    auto answer = conn.handle(post("/value/", R"({"id":"v","type":"gauge"})"));
+    CHECK(answer.status == 200);
+    CHECK(answer.body == R"({"id":"v","type":"gauge","value":0.1})");
+    CHECK(conn.handle(post("/value/", R"({"id":"w","type":"gauge"})")).status == 404);
+}
+
+TEST_CASE("a keyed server signs responses and refuses bad hashes")
+{
+    storage::MemoryStorage store;
+    server::Config config;
+    config.access_log = false;
+    config.key = "k";
+    auto pipeline = server::make_pipeline(config, store);
+    OfflineConnection conn{*pipeline};
+    std::string bad = "POST /update/gauge/x/1 HTTP/1.1\r\nHashSHA256: 00\r\nContent-Length: 1\r\n\r\nx";
+    auto answer = conn.handle(bad);
+    CHECK(answer.status == 400);
+    CHECK(answer.head.find("HashSHA256: ") != std::string_view::npos);
+}

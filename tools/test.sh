@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, runs every suite (unit, fuzz replay, PostgreSQL, integration,
+# then the unit and fuzz suites again under AddressSanitizer + UBSan) and ends with one line
+# `N passed, M failed` counting every test case.
+#   METRICS_SKIP_SANITIZERS=1  skip the sanitizer build (quicker local runs)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh || exit 1
+
+passed=0
+failed=0
+log_dir=$(mktemp -d /tmp/metrics-test.XXXXXX)
+pg_dir=""
+cleanup() {
+    [[ -n "$pg_dir" ]] && tools/pg.sh stop "$pg_dir" >/dev/null 2>&1
+    [[ -n "$pg_dir" ]] && rm -rf "$pg_dir"
+}
+trap cleanup EXIT
+
+record() {  # name passed failed
+    passed=$((passed + $2))
+    failed=$((failed + $3))
+    printf '%-34s %5d passed, %d failed\n' "$1" "$2" "$3"
+}
+
+# A doctest binary: counts its test cases; a crash (no summary) is one failure.
+run_doctest() {  # label binary
+    local out="$log_dir/$1.log" line p f
+    "$2" --no-colors=true >"$out" 2>&1
+    local rc=$?
+    line=$(grep -E '^\[doctest\] test cases:' "$out" | tail -1)
+    if [[ -z "$line" ]]; then
+        record "$1" 0 1
+        tail -30 "$out"
+        return
+    fi
+    p=$(sed -E 's/.*\| *([0-9]+) passed.*/\1/' <<<"$line")
+    f=$(sed -E 's/.*\| *([0-9]+) failed.*/\1/' <<<"$line")
+    ((rc != 0 && f == 0)) && f=1
+    record "$1" "$p" "$f"
+    ((f > 0)) && grep -B2 -A12 -E 'ERROR|FATAL' "$out" | head -80
+}
+
+# Every test of a meson suite as one case (fuzz replays).
+run_meson_suite() {  # label builddir suite
+    local out="$log_dir/$1.log"
+    meson test -C "$2" --suite "$3" --no-rebuild --print-errorlogs >"$out" 2>&1
+    local ok fail
+    ok=$(grep -E '^Ok: ' "$out" | awk '{print $2}')
+    fail=$(grep -E '^(Fail|Timeout): ' "$out" | awk '{s+=$2} END {print s+0}')
+    record "$1" "${ok:-0}" "${fail:-1}"
+    ((fail > 0)) && grep -E 'FAIL|TIMEOUT' "$out" | head -20
+}
+
+unit_binaries() {  # builddir
+    find "$1/test/unit" -maxdepth 2 -type f -name 'unit_*' -perm -u+x ! -name 'unit_postgres' | sort
+}
+
+echo "== build (debugoptimized)"
+if ! tools/build.sh build; then
+    record build 0 1
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+
+echo "== unit"
+for bin in $(unit_binaries build); do
+    run_doctest "$(basename "$bin")" "$bin"
+done
+run_meson_suite fuzz_replay build fuzz
+
+echo "== postgres"
+pg_dir=$(mktemp -d /tmp/metrics-pg.XXXXXX)
+if dsn=$(tools/pg.sh start "$pg_dir"); then
+    export METRICS_TEST_DSN="$dsn" METRICS_TEST_PGDIR="$pg_dir"
+    run_doctest unit_postgres build/test/unit/postgres/unit_postgres
+else
+    echo "could not start PostgreSQL"
+    record postgres 0 1
+fi
+
+echo "== integration"
+out="$log_dir/integration.log"
+METRICS_BUILD_DIR=build /usr/bin/python3 test/integration/run.py >"$out" 2>&1
+line=$(grep -E '^integration: ' "$out" | tail -1)
+if [[ -n "$line" ]]; then
+    record integration "$(awk '{print $2}' <<<"$line")" "$(awk '{print $4}' <<<"$line" | tr -d ,)"
+    grep -E '^(FAIL|ERROR):' "$out" | head -40
+    grep -qE '^(FAIL|ERROR):' "$out" && grep -A25 -E '^(FAIL|ERROR):' "$out" | head -150
+else
+    record integration 0 1
+    tail -40 "$out"
+fi
+
+if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
+    echo "== address + undefined sanitizers"
+    export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    if tools/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled; then
+        for bin in $(unit_binaries build-asan); do
+            run_doctest "asan_$(basename "$bin")" "$bin"
+        done
+        FUZZ_ITERATIONS=5000 run_meson_suite asan_fuzz_replay build-asan fuzz
+    else
+        record asan_build 0 1
+    fi
+fi
+
+echo "logs: $log_dir"
+echo "$passed passed, $failed failed"
+((failed == 0))
