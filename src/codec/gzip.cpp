@@ -1,1 +1,66 @@
-// placeholder: being written
+#include "codec/gzip.hpp"
+
+#include <libdeflate.h>
+
+#include <algorithm>
+#include <new>
+
+namespace codec {
+
+Gzip::Gzip(int level) : level_(level)
+{
+    compressor_ = libdeflate_alloc_compressor(level_);
+    decompressor_ = libdeflate_alloc_decompressor();
+    if (compressor_ == nullptr || decompressor_ == nullptr) {
+        libdeflate_free_compressor(compressor_);
+        libdeflate_free_decompressor(decompressor_);
+        throw std::bad_alloc{};
+    }
+}
+
+Gzip::~Gzip()
+{
+    libdeflate_free_compressor(compressor_);
+    libdeflate_free_decompressor(decompressor_);
+}
+
+void Gzip::compress(std::string_view in, std::string& out)
+{
+    out.resize(libdeflate_gzip_compress_bound(compressor_, in.size()));
+    const std::size_t n = libdeflate_gzip_compress(compressor_, in.data(), in.size(), out.data(), out.size());
+    // The bound is an upper limit for this compressor, so 0 ("did not fit") cannot happen.
+    out.resize(n);
+}
+
+core::Result<void> Gzip::decompress(std::string_view in, std::string& out, std::size_t max_out)
+{
+    // The ISIZE trailer is attacker-controlled, so it never sizes the buffer: start from a
+    // guess, double on "insufficient space" and retry the member, up to max_out.
+    if (in.empty())
+        return core::Errc::bad_encoding;
+    std::size_t capacity = std::min(max_out, std::max<std::size_t>({out.capacity(), in.size() * 4, 4096}));
+    out.resize(capacity);
+    std::size_t written = 0;
+    std::size_t consumed = 0;
+    while (consumed < in.size()) {
+        std::size_t member_in = 0;
+        std::size_t member_out = 0;
+        const libdeflate_result r = libdeflate_gzip_decompress_ex(decompressor_, in.data() + consumed,
+            in.size() - consumed, out.data() + written, capacity - written, &member_in, &member_out);
+        if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
+            if (capacity >= max_out)
+                return core::Errc::body_too_large;
+            capacity = capacity > max_out / 2 ? max_out : std::max<std::size_t>(capacity * 2, 4096);
+            out.resize(capacity);
+            continue;
+        }
+        if (r != LIBDEFLATE_SUCCESS)
+            return core::Errc::bad_encoding;
+        consumed += member_in;
+        written += member_out;
+    }
+    out.resize(written);
+    return {};
+}
+
+}  // namespace codec

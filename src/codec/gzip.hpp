@@ -22,8 +22,10 @@ public:
     /// Replaces `out` with the gzip of `in`.
     void compress(std::string_view in, std::string& out);
     /// Replaces `out` with the decompressed `in`. More than `max_out` bytes: Errc::body_too_large;
-    /// invalid or truncated data, or trailing garbage: Errc::bad_encoding. Concatenated gzip
-    /// members are accepted. On error `out` is unspecified.
+    /// invalid or truncated data, trailing garbage or no member at all (empty `in`):
+    /// Errc::bad_encoding (truncated data that already fills `max_out` may report
+    /// body_too_large instead). Concatenated gzip members are accepted. The ISIZE trailer is
+    /// never trusted for allocation. On error `out` is unspecified.
     core::Result<void> decompress(std::string_view in, std::string& out, std::size_t max_out);
 
 private:

@@ -3,6 +3,7 @@
 // Shims over Asio 1.22 (our floor: no cancel_after, no default completion token).
 
 #include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 
 #include <chrono>
@@ -12,7 +13,8 @@ namespace core {
 
 using asio::awaitable;
 using asio::use_awaitable;
-constexpr auto use_nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+/// Completion token that returns (error_code, results...) instead of throwing (Asio 1.22 spelling).
+constexpr auto use_nothrow_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
 /// Waits for `op` or the deadline, whichever comes first; on timeout the operation is
 /// cancelled and `asio::error::timed_out` is returned. `op` must be an awaitable<T> whose result

@@ -1,1 +1,394 @@
-// placeholder: being written
+#include "core/json.hpp"
+
+#include "core/number.hpp"
+
+#include <simdjson.h>
+
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+namespace core {
+
+namespace sj = simdjson;
+namespace od = simdjson::ondemand;
+
+namespace {
+
+// Nesting allowed inside ignored fields; the metric fields themselves are flat.
+constexpr int max_ignored_depth = 32;
+
+// What one metric object said, collected in one pass because on-demand iteration is
+// forward-only and the fields may come in any order ("type" after "value").
+struct Fields {
+    std::string_view id;
+    std::string_view type;
+    bool has_id = false;
+    bool has_type = false;
+    bool id_is_string = false;
+    bool type_is_string = false;
+    bool has_value = false;  // present and not null
+    bool has_delta = false;
+    bool value_null = false;
+    bool delta_null = false;
+    bool value_ok = false;  // a number that fits a double
+    bool delta_ok = false;  // an integer literal that fits int64
+    double value = 0;
+    std::int64_t delta = 0;
+};
+
+// Consumes a value the codec does not use, checking it is well-formed JSON: on-demand would
+// otherwise skip it unchecked.
+Errc skip_checked(od::value v, int depth) noexcept
+{
+    od::json_type t;
+    if (v.type().get(t) != sj::SUCCESS)
+        return Errc::malformed_json;
+    switch (t) {
+    case od::json_type::array: {
+        od::array a;
+        if (depth == 0 || v.get_array().get(a) != sj::SUCCESS)
+            return Errc::malformed_json;
+        for (auto element : a) {
+            od::value e;
+            if (element.get(e) != sj::SUCCESS)
+                return Errc::malformed_json;
+            if (Errc r = skip_checked(e, depth - 1); r != Errc::ok)
+                return r;
+        }
+        return Errc::ok;
+    }
+    case od::json_type::object: {
+        od::object o;
+        if (depth == 0 || v.get_object().get(o) != sj::SUCCESS)
+            return Errc::malformed_json;
+        for (auto field : o) {
+            od::field f;
+            std::string_view key;
+            if (std::move(field).get(f) != sj::SUCCESS || f.unescaped_key().get(key) != sj::SUCCESS)
+                return Errc::malformed_json;
+            if (Errc r = skip_checked(f.value(), depth - 1); r != Errc::ok)
+                return r;
+        }
+        return Errc::ok;
+    }
+    case od::json_type::number: {
+        od::number n;
+        return v.get_number().get(n) == sj::SUCCESS ? Errc::ok : Errc::malformed_json;
+    }
+    case od::json_type::string: {
+        std::string_view s;
+        return v.get_string().get(s) == sj::SUCCESS ? Errc::ok : Errc::malformed_json;
+    }
+    case od::json_type::boolean: {
+        bool b = false;
+        return v.get_bool().get(b) == sj::SUCCESS ? Errc::ok : Errc::malformed_json;
+    }
+    case od::json_type::null: {
+        bool is_null = false;
+        return v.is_null().get(is_null) == sj::SUCCESS && is_null ? Errc::ok : Errc::malformed_json;
+    }
+    }
+    return Errc::malformed_json;
+}
+
+// Reads a string field; a wrong JSON type is remembered (not an error of the JSON itself).
+Errc read_string(od::value v, std::string_view& out, bool& is_string) noexcept
+{
+    od::json_type t;
+    if (v.type().get(t) != sj::SUCCESS)
+        return Errc::malformed_json;
+    if (t != od::json_type::string)
+        return skip_checked(v, max_ignored_depth);
+    if (v.get_string().get(out) != sj::SUCCESS)
+        return Errc::malformed_json;
+    is_string = true;
+    return Errc::ok;
+}
+
+Errc read_fields(od::object object, Fields& f) noexcept
+{
+    for (auto field_result : object) {
+        od::field field;
+        std::string_view key;
+        if (std::move(field_result).get(field) != sj::SUCCESS || field.unescaped_key().get(key) != sj::SUCCESS)
+            return Errc::malformed_json;
+        od::value v = field.value();
+        Errc r = Errc::ok;
+        if (key == "id") {
+            if (f.has_id)
+                return Errc::malformed_json;
+            f.has_id = true;
+            r = read_string(v, f.id, f.id_is_string);
+        } else if (key == "type") {
+            if (f.has_type)
+                return Errc::malformed_json;
+            f.has_type = true;
+            r = read_string(v, f.type, f.type_is_string);
+        } else if (key == "value" || key == "delta") {
+            const bool is_value = key == "value";
+            bool& present = is_value ? f.has_value : f.has_delta;
+            bool& null = is_value ? f.value_null : f.delta_null;
+            if (present || null)
+                return Errc::malformed_json;
+            od::json_type t;
+            if (v.type().get(t) != sj::SUCCESS)
+                return Errc::malformed_json;
+            null = t == od::json_type::null;
+            present = !null;
+            // A number simdjson refuses (out of double or int64 range, a fraction in "delta")
+            // is a bad value, not bad JSON; the parse leaves the token for the loop to skip.
+            if (t == od::json_type::number && is_value)
+                f.value_ok = v.get_double().get(f.value) == sj::SUCCESS;
+            else if (t == od::json_type::number)
+                f.delta_ok = v.get_int64().get(f.delta) == sj::SUCCESS;
+            else
+                r = skip_checked(v, max_ignored_depth);
+        } else {
+            r = skip_checked(v, max_ignored_depth);
+        }
+        if (r != Errc::ok)
+            return r;
+    }
+    return Errc::ok;
+}
+
+// Turns collected fields into a metric; `query` ignores value and delta (POST /value/).
+Result<Metric> to_metric(const Fields& f, bool query) noexcept
+{
+    if (!f.has_id || !f.has_type)
+        return Errc::missing_field;
+    if (!f.type_is_string)
+        return Errc::bad_kind;
+    Result<Kind> kind = parse_kind(f.type);
+    if (!kind)
+        return kind.error();
+    if (!f.id_is_string || !valid_name(f.id))
+        return Errc::bad_name;
+    Metric m{f.id, *kind, 0, 0};
+    if (query)
+        return m;
+    // The other kind's field must be absent; null counts as absent because Go clients with
+    // pointer fields and no omitempty send it.
+    if (m.kind == Kind::gauge) {
+        if (f.has_delta)
+            return Errc::bad_value;
+        if (!f.has_value && !f.value_null)
+            return Errc::missing_field;
+        if (!f.value_ok)
+            return Errc::bad_value;
+        // simdjson refuses literals beyond the double range, so this cannot fail; kept as the
+        // model's own rule rather than an assumption about the parser.
+        if (!std::isfinite(f.value))
+            return Errc::non_finite;
+        m.value = f.value;
+    } else {
+        if (f.has_value)
+            return Errc::bad_value;
+        if (!f.has_delta && !f.delta_null)
+            return Errc::missing_field;
+        if (!f.delta_ok)
+            return Errc::bad_value;
+        m.delta = f.delta;
+    }
+    return m;
+}
+
+// Nothing but whitespace may follow the top-level value.
+bool at_end(od::document& doc) noexcept
+{
+    const char* location = nullptr;
+    return doc.current_location().get(location) == sj::OUT_OF_BOUNDS;
+}
+
+}  // namespace
+
+struct JsonCodec::Impl {
+    od::parser parser;
+    // simdjson reads up to SIMDJSON_PADDING bytes past the input, so every body is copied
+    // here; it only grows, so steady-state parses do not allocate.
+    std::unique_ptr<char[]> buffer;
+    std::size_t capacity = 0;
+
+    Result<od::document> iterate(std::string_view body) noexcept
+    {
+        if (capacity < body.size() + sj::SIMDJSON_PADDING) {
+            const std::size_t grown = std::max(body.size() + sj::SIMDJSON_PADDING, 2 * capacity);
+            buffer.reset(new (std::nothrow) char[grown]());
+            if (!buffer) {
+                capacity = 0;
+                return Errc::body_too_large;
+            }
+            capacity = grown;
+        }
+        if (!body.empty())
+            std::memcpy(buffer.get(), body.data(), body.size());
+        od::document doc;
+        if (parser.iterate(sj::padded_string_view(buffer.get(), body.size(), capacity)).get(doc) != sj::SUCCESS)
+            return Errc::malformed_json;
+        return doc;
+    }
+
+    Result<Metric> parse_one(std::string_view body, bool query) noexcept
+    {
+        Result<od::document> doc = iterate(body);
+        if (!doc)
+            return doc.error();
+        od::object object;
+        if (doc->get_object().get(object) != sj::SUCCESS)
+            return Errc::malformed_json;
+        Fields f;
+        if (Errc r = read_fields(object, f); r != Errc::ok)
+            return r;
+        if (!at_end(*doc))
+            return Errc::malformed_json;
+        return to_metric(f, query);
+    }
+};
+
+JsonCodec::JsonCodec() : impl_(std::make_unique<Impl>()) {}
+JsonCodec::~JsonCodec() = default;
+
+Result<Metric> JsonCodec::parse_metric(std::string_view body) { return impl_->parse_one(body, false); }
+
+Result<Metric> JsonCodec::parse_query(std::string_view body) { return impl_->parse_one(body, true); }
+
+Result<void> JsonCodec::parse_batch(std::string_view body, std::vector<Metric>& out, std::size_t max_items)
+{
+    out.clear();
+    Result<od::document> doc = impl_->iterate(body);
+    if (!doc)
+        return doc.error();
+    od::array array;
+    if (doc->get_array().get(array) != sj::SUCCESS)
+        return Errc::malformed_json;
+    for (auto element : array) {
+        od::object object;
+        if (element.get_object().get(object) != sj::SUCCESS)
+            return Errc::malformed_json;
+        if (out.size() == max_items)
+            return Errc::batch_too_large;
+        Fields f;
+        if (Errc r = read_fields(object, f); r != Errc::ok)
+            return r;
+        Result<Metric> m = to_metric(f, false);
+        if (!m)
+            return m.error();
+        out.push_back(*m);
+    }
+    if (!at_end(*doc))
+        return Errc::malformed_json;
+    if (out.empty())
+        return Errc::empty_batch;
+    return {};
+}
+
+namespace {
+
+void append(fmt::memory_buffer& out, std::string_view s) { out.append(s.data(), s.data() + s.size()); }
+
+// Length of the valid UTF-8 sequence at the start of `s`, or 0 (RFC 3629: no overlongs,
+// no surrogates, nothing above U+10FFFF).
+std::size_t utf8_sequence(std::string_view s) noexcept
+{
+    auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+    auto cont = [&](std::size_t i) { return i < s.size() && (byte(i) & 0xc0) == 0x80; };
+    const unsigned char b = byte(0);
+    if (b < 0x80)
+        return 1;
+    if (b >= 0xc2 && b <= 0xdf)
+        return cont(1) ? 2 : 0;
+    if (b >= 0xe0 && b <= 0xef) {
+        if (!cont(1) || !cont(2))
+            return 0;
+        if ((b == 0xe0 && byte(1) < 0xa0) || (b == 0xed && byte(1) > 0x9f))
+            return 0;
+        return 3;
+    }
+    if (b >= 0xf0 && b <= 0xf4) {
+        if (!cont(1) || !cont(2) || !cont(3))
+            return 0;
+        if ((b == 0xf0 && byte(1) < 0x90) || (b == 0xf4 && byte(1) > 0x8f))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+}  // namespace
+
+void write_json_string(fmt::memory_buffer& out, std::string_view s)
+{
+    static constexpr char hex[] = "0123456789abcdef";
+    out.push_back('"');
+    std::size_t run = 0;  // start of the bytes not yet copied
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t n = c < 0x80 ? 1 : utf8_sequence(s.substr(i));
+        if (n > 1) {
+            i += n;
+            continue;
+        }
+        append(out, s.substr(run, i - run));
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(static_cast<char>(c));
+        } else if (c < 0x20) {
+            const char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+            out.append(esc, esc + sizeof esc);
+        } else {
+            // Not UTF-8 (a name from a URL path may hold any byte): JSON cannot carry it, so
+            // it becomes U+FFFD rather than an invalid document.
+            append(out, "\xef\xbf\xbd");
+        }
+        run = ++i;
+    }
+    append(out, s.substr(run));
+    out.push_back('"');
+}
+
+void write_json(fmt::memory_buffer& out, const Metric& m)
+{
+    char number[max_number_chars];
+    append(out, R"({"id":)");
+    write_json_string(out, m.id);
+    if (m.kind == Kind::gauge) {
+        assert(std::isfinite(m.value));
+        append(out, R"(,"type":"gauge","value":)");
+        out.append(number, format_json_double(number, m.value));
+    } else {
+        append(out, R"(,"type":"counter","delta":)");
+        out.append(number, format_counter(number, m.delta));
+    }
+    out.push_back('}');
+}
+
+void write_json(fmt::memory_buffer& out, std::span<const Metric> ms)
+{
+    out.push_back('[');
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+        if (i != 0)
+            out.push_back(',');
+        write_json(out, ms[i]);
+    }
+    out.push_back(']');
+}
+
+void write_json(fmt::memory_buffer& out, std::span<const OwnedMetric> ms)
+{
+    out.push_back('[');
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+        if (i != 0)
+            out.push_back(',');
+        write_json(out, ms[i].view());
+    }
+    out.push_back(']');
+}
+
+}  // namespace core

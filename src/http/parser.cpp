@@ -1,1 +1,565 @@
-// placeholder: being written
+#include "http/parser.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <limits>
+
+namespace http {
+
+using core::Errc;
+
+namespace {
+
+// RFC 9112 2.2 asks servers to skip at least one; a bound keeps a stream of CRLFs from
+// holding a connection open for free.
+constexpr std::size_t max_empty_lines = 8;
+// A chunk-size line with its extensions (which we ignore).
+constexpr std::size_t max_chunk_line = 1024;
+// Chunk framing allowed on top of max_body before the sender counts as abusive.
+constexpr std::size_t chunk_overhead_slack = 64 * 1024;
+// 1xx responses skipped before the final one (100 Continue, 103 Early Hints).
+constexpr std::size_t max_interims = 2;
+
+constexpr bool is_tchar(unsigned char c) noexcept
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
+    case '.': case '^': case '_': case '`': case '|': case '~':
+        return true;
+    default:
+        return false;
+    }
+}
+
+constexpr auto make_table(bool (*pred)(unsigned char)) noexcept
+{
+    std::array<bool, 256> t{};
+    for (unsigned i = 0; i < 256; ++i)
+        t[i] = pred(static_cast<unsigned char>(i));
+    return t;
+}
+
+constexpr auto tchar_table = make_table(is_tchar);
+// field-vchar, SP and HTAB (obs-text included): everything but controls and DEL.
+constexpr auto field_table = make_table(
+    [](unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); });
+// A request target has no whitespace either.
+constexpr auto target_table = make_table([](unsigned char c) { return c > 0x20 && c != 0x7f; });
+
+bool all_of(std::string_view s, const std::array<bool, 256>& table) noexcept
+{
+    for (char c : s)
+        if (!table[static_cast<unsigned char>(c)])
+            return false;
+    return true;
+}
+
+bool is_token(std::string_view s) noexcept { return !s.empty() && all_of(s, tchar_table); }
+
+constexpr bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
+
+std::optional<std::uint64_t> parse_decimal(std::string_view s) noexcept
+{
+    if (s.empty())
+        return std::nullopt;
+    std::uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        const auto d = static_cast<std::uint64_t>(c - '0');
+        if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10)
+            return std::nullopt;
+        v = v * 10 + d;
+    }
+    return v;
+}
+
+std::optional<int> parse_version(std::string_view v) noexcept
+{
+    if (v == "HTTP/1.1")
+        return 1;
+    if (v == "HTTP/1.0")
+        return 0;
+    return std::nullopt;
+}
+
+Method method_of(std::string_view m) noexcept
+{
+    if (m == "GET") return Method::get;
+    if (m == "HEAD") return Method::head;
+    if (m == "POST") return Method::post;
+    if (m == "PUT") return Method::put;
+    if (m == "DELETE") return Method::delete_;
+    if (m == "OPTIONS") return Method::options;
+    if (m == "PATCH") return Method::patch;
+    return Method::other;
+}
+
+bool keep_alive(int version_minor, bool close, bool keep) noexcept
+{
+    return !close && (version_minor == 1 || keep);
+}
+
+}  // namespace
+
+std::size_t Limits::max_message_bytes() const noexcept
+{
+    const std::size_t head = (1 + max_interims) *
+        (2 * max_empty_lines + max_request_line + 2 + max_header_bytes + 2);
+    const std::size_t chunked = max_body + (max_body + chunk_overhead_slack) + max_chunk_line + 2;
+    return head + chunked + max_header_bytes + 2;
+}
+
+namespace detail {
+
+MessageParser::MessageParser(Limits limits, Errc start_line_too_long) noexcept
+    : limits_(limits), start_line_too_long_(start_line_too_long)
+{
+    limits_.max_headers = std::min(limits_.max_headers, max_header_slots);
+}
+
+void MessageParser::restart() noexcept
+{
+    phase_ = Phase::start_line;
+    error_ = Errc::ok;
+    data_ = nullptr;
+    size_ = line_start_ = scan_ = section_start_ = empty_lines_ = interims_ = 0;
+    body_start_ = body_end_ = 0;
+    remaining_ = 0;
+    expected_ = consumed_ = 0;
+    head_done_ = false;
+    header_count_ = 0;
+}
+
+void MessageParser::relocate(std::string_view& v, std::uintptr_t old_base, char* new_base) noexcept
+{
+    // Offsets through integers: the old buffer may be gone, so no pointer arithmetic on it.
+    const std::uintptr_t offset = reinterpret_cast<std::uintptr_t>(v.data()) - old_base;
+    v = {new_base + offset, v.size()};
+}
+
+MessageParser::State MessageParser::fail(Errc e) noexcept
+{
+    phase_ = Phase::error;
+    error_ = e;
+    return State::error;
+}
+
+MessageParser::State MessageParser::finish(std::string_view body, std::size_t consumed)
+{
+    phase_ = Phase::done;
+    consumed_ = consumed;
+    on_done(body);
+    return State::done;
+}
+
+std::optional<std::string_view> MessageParser::take_line(std::span<char> buffer,
+                                                         std::size_t max_len, Errc too_long)
+{
+    const char* base = buffer.data();
+    const std::size_t end = buffer.size();
+    const void* lf = scan_ < end ? std::memchr(base + scan_, '\n', end - scan_) : nullptr;
+    // Whether the bytes of the line so far, up to `stop`, already exceed max_len content bytes
+    // plus the CR that may still be waiting for its LF. Checked first, complete line or not,
+    // so that splitting the input never changes which error is reported.
+    const auto over = [&](std::size_t stop) {
+        const std::size_t len = stop - line_start_;
+        return len > max_len + 1 || (len == max_len + 1 && base[stop - 1] != '\r');
+    };
+    if (lf == nullptr) {
+        scan_ = end;
+        if (over(end))
+            fail(too_long);
+        return std::nullopt;
+    }
+    const auto at = static_cast<std::size_t>(static_cast<const char*>(lf) - base);
+    if (over(at)) {
+        fail(too_long);
+        return std::nullopt;
+    }
+    if (at == line_start_ || base[at - 1] != '\r') {
+        fail(Errc::bad_request);  // bare LF
+        return std::nullopt;
+    }
+    std::string_view line{base + line_start_, at - 1 - line_start_};
+    line_start_ = scan_ = at + 1;
+    return line;
+}
+
+Errc MessageParser::field_line(std::string_view line, bool store)
+{
+    // A leading space is obs-fold: deprecated, and a smuggling vector.
+    const std::size_t colon = line.find(':');
+    if (is_space(line.front()) || colon == std::string_view::npos)
+        return Errc::bad_request;
+    const std::string_view name = line.substr(0, colon);
+    if (!is_token(name))
+        return Errc::bad_request;  // also whitespace before the colon
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && is_space(value.front()))
+        value.remove_prefix(1);
+    while (!value.empty() && is_space(value.back()))
+        value.remove_suffix(1);
+    if (!all_of(value, field_table))
+        return Errc::bad_request;
+    if (store) {
+        if (header_count_ == limits_.max_headers)
+            return Errc::header_too_large;
+        headers_[header_count_++] = {name, value};
+    }
+    return Errc::ok;
+}
+
+MessageParser::State MessageParser::head_complete(std::span<char> buffer)
+{
+    Head head;
+    bool te_seen = false;
+    for (const Header& h : headers()) {
+        if (iequals(h.name, "content-length")) {
+            const auto n = parse_decimal(h.value);
+            if (!n || (head.content_length && *head.content_length != *n))
+                return fail(Errc::bad_request);
+            head.content_length = n;
+        } else if (iequals(h.name, "transfer-encoding")) {
+            // We implement chunked only, and a repeated field could hide another coding.
+            if (te_seen || !iequals(h.value, "chunked"))
+                return fail(Errc::bad_request);
+            te_seen = head.chunked = true;
+        } else if (iequals(h.name, "connection")) {
+            head.connection_close |= header_has_token(h.value, "close");
+            head.connection_keep_alive |= header_has_token(h.value, "keep-alive");
+        } else if (iequals(h.name, "expect")) {
+            head.expect_continue = iequals(h.value, "100-continue");
+        } else if (iequals(h.name, "host")) {
+            ++head.hosts;
+        }
+    }
+    if (head.chunked && head.content_length)
+        return fail(Errc::bad_request);
+
+    const core::Result<Body> body = on_head(head);
+    if (!body)
+        return fail(body.error());
+    body_start_ = body_end_ = line_start_;
+    switch (*body) {
+    case Body::interim:
+        // Start over after the interim response; consumed() still counts it.
+        if (++interims_ > max_interims)
+            return fail(Errc::bad_request);
+        header_count_ = 0;
+        empty_lines_ = 0;
+        phase_ = Phase::start_line;
+        return State::need_more;
+    case Body::none:
+        head_done_ = true;
+        return finish({buffer.data() + body_start_, 0}, body_start_);
+    case Body::length:
+        if (*head.content_length > limits_.max_body)
+            return fail(Errc::body_too_large);
+        remaining_ = *head.content_length;
+        expected_ = static_cast<std::size_t>(remaining_);
+        phase_ = Phase::body_length;
+        break;
+    case Body::chunked:
+        phase_ = Phase::chunk_size;
+        break;
+    case Body::until_eof:
+        phase_ = Phase::body_eof;
+        break;
+    }
+    head_done_ = true;
+    return State::need_more;
+}
+
+MessageParser::State MessageParser::run(std::span<char> buffer)
+{
+    assert(buffer.size() >= size_);  // the caller only appends
+    if (size_ > 0 && data_ != buffer.data()) {
+        const auto old_base = reinterpret_cast<std::uintptr_t>(data_);
+        for (Header& h : std::span{headers_.data(), header_count_}) {
+            relocate(h.name, old_base, buffer.data());
+            relocate(h.value, old_base, buffer.data());
+        }
+        on_relocate(old_base, buffer.data());
+    }
+    data_ = buffer.data();
+    size_ = buffer.size();
+
+    for (;;) {
+        switch (phase_) {
+        case Phase::start_line: {
+            const auto line = take_line(buffer, limits_.max_request_line, start_line_too_long_);
+            if (!line)
+                return phase_ == Phase::error ? State::error : State::need_more;
+            if (line->empty()) {
+                if (++empty_lines_ > max_empty_lines)
+                    return fail(Errc::bad_request);
+                continue;
+            }
+            if (const Errc e = on_start_line(*line); e != Errc::ok)
+                return fail(e);
+            section_start_ = line_start_;
+            phase_ = Phase::headers;
+            continue;
+        }
+        case Phase::headers:
+        case Phase::trailers: {
+            // Room left for header lines; an empty line always fits.
+            const std::size_t used = line_start_ - section_start_;
+            const std::size_t room = limits_.max_header_bytes - used;
+            const auto line = take_line(buffer, room >= 2 ? room - 2 : 0, Errc::header_too_large);
+            if (!line)
+                return phase_ == Phase::error ? State::error : State::need_more;
+            const bool trailers = phase_ == Phase::trailers;
+            if (line->empty()) {
+                if (trailers)
+                    return finish({buffer.data() + body_start_, body_end_ - body_start_},
+                                  line_start_);
+                if (const State s = head_complete(buffer); s != State::need_more)
+                    return s;
+                continue;
+            }
+            if (const Errc e = field_line(*line, !trailers); e != Errc::ok)
+                return fail(e);
+            continue;
+        }
+        case Phase::body_length:
+            if (size_ - body_start_ < remaining_)
+                return State::need_more;
+            return finish({buffer.data() + body_start_, static_cast<std::size_t>(remaining_)},
+                          body_start_ + static_cast<std::size_t>(remaining_));
+        case Phase::chunk_size: {
+            // Bytes of framing so far: chunk-size lines, CRLFs and extensions.
+            if (line_start_ - body_end_ > limits_.max_body + chunk_overhead_slack)
+                return fail(Errc::body_too_large);
+            const auto line = take_line(buffer, max_chunk_line, Errc::bad_request);
+            if (!line)
+                return phase_ == Phase::error ? State::error : State::need_more;
+            std::uint64_t size = 0;
+            std::size_t digits = 0;
+            for (; digits < line->size(); ++digits) {
+                const char c = (*line)[digits];
+                unsigned d = 0;
+                if (c >= '0' && c <= '9')
+                    d = static_cast<unsigned>(c - '0');
+                else if (c >= 'a' && c <= 'f')
+                    d = static_cast<unsigned>(c - 'a' + 10);
+                else if (c >= 'A' && c <= 'F')
+                    d = static_cast<unsigned>(c - 'A' + 10);
+                else
+                    break;
+                if (size > (std::numeric_limits<std::uint64_t>::max() >> 4))
+                    return fail(Errc::bad_request);  // overflow
+                size = size << 4 | d;
+            }
+            // After the digits: nothing, or (BWS) ';' and extensions, which we ignore.
+            std::string_view ext = line->substr(digits);
+            while (!ext.empty() && is_space(ext.front()))
+                ext.remove_prefix(1);
+            if (digits == 0 || (!ext.empty() && ext.front() != ';') || !all_of(ext, field_table))
+                return fail(Errc::bad_request);
+            if (size > limits_.max_body - (body_end_ - body_start_))
+                return fail(Errc::body_too_large);
+            if (size == 0) {
+                section_start_ = line_start_;
+                phase_ = Phase::trailers;
+                continue;
+            }
+            remaining_ = size;
+            phase_ = Phase::chunk_data;
+            continue;
+        }
+        case Phase::chunk_data: {
+            const std::size_t n = static_cast<std::size_t>(
+                std::min<std::uint64_t>(remaining_, size_ - line_start_));
+            // De-chunk in place: each data byte moves once, left over the framing before it.
+            if (body_end_ != line_start_ && n > 0)
+                std::memmove(buffer.data() + body_end_, buffer.data() + line_start_, n);
+            body_end_ += n;
+            line_start_ += n;
+            scan_ = line_start_;
+            remaining_ -= n;
+            if (remaining_ > 0)
+                return State::need_more;
+            phase_ = Phase::chunk_crlf;
+            continue;
+        }
+        case Phase::chunk_crlf:
+            if (size_ - line_start_ < 1)
+                return State::need_more;
+            if (buffer[line_start_] != '\r')
+                return fail(Errc::bad_request);
+            if (size_ - line_start_ < 2)
+                return State::need_more;
+            if (buffer[line_start_ + 1] != '\n')
+                return fail(Errc::bad_request);
+            line_start_ = scan_ = line_start_ + 2;
+            phase_ = Phase::chunk_size;
+            continue;
+        case Phase::body_eof:
+            if (size_ - body_start_ > limits_.max_body)
+                return fail(Errc::body_too_large);
+            return State::need_more;
+        case Phase::done:
+            return State::done;
+        case Phase::error:
+            return State::error;
+        }
+    }
+}
+
+MessageParser::State MessageParser::run_eof()
+{
+    switch (phase_) {
+    case Phase::done:
+        return State::done;
+    case Phase::error:
+        return State::error;
+    case Phase::body_eof:
+        return finish({data_ + body_start_, size_ - body_start_}, size_);
+    default:
+        return fail(Errc::bad_request);  // truncated
+    }
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------------
+
+RequestParser::RequestParser(Limits limits) noexcept : MessageParser(limits, Errc::uri_too_long) {}
+
+void RequestParser::reset() noexcept
+{
+    restart();
+    request_ = {};
+}
+
+Errc RequestParser::on_start_line(std::string_view line)
+{
+    const std::size_t sp1 = line.find(' ');
+    if (sp1 == std::string_view::npos)
+        return Errc::bad_request;
+    const std::string_view method = line.substr(0, sp1);
+    const std::string_view rest = line.substr(sp1 + 1);
+    const std::size_t sp2 = rest.find(' ');
+    if (sp2 == std::string_view::npos)
+        return Errc::bad_request;
+    const std::string_view target = rest.substr(0, sp2);
+    if (target.size() > limits().max_uri)
+        return Errc::uri_too_long;
+    const auto version = parse_version(rest.substr(sp2 + 1));
+    if (!is_token(method) || !version)
+        return Errc::bad_request;
+    // Origin-form only: absolute-form is for proxies, asterisk-form for OPTIONS *.
+    if (target.empty() || target.front() != '/' || !all_of(target, target_table))
+        return Errc::bad_request;
+
+    request_.method = method_of(method);
+    request_.method_text = method;
+    request_.target = target;
+    const std::size_t q = target.find('?');
+    request_.path = target.substr(0, q);
+    request_.query = q == std::string_view::npos ? target.substr(target.size()) : target.substr(q + 1);
+    request_.version_minor = *version;
+    return Errc::ok;
+}
+
+core::Result<RequestParser::Body> RequestParser::on_head(const Head& head)
+{
+    // RFC 9112 3.2: exactly one Host in 1.1, at most one in 1.0.
+    if (head.hosts > 1 || (request_.version_minor == 1 && head.hosts == 0))
+        return Errc::bad_request;
+    // RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means the framing cannot be trusted.
+    if (head.chunked && request_.version_minor == 0)
+        return Errc::bad_request;
+    request_.headers = headers();
+    request_.keep_alive =
+        keep_alive(request_.version_minor, head.connection_close, head.connection_keep_alive);
+    request_.expect_continue = request_.version_minor == 1 && head.expect_continue;
+    if (head.chunked)
+        return Body::chunked;
+    if (head.content_length.value_or(0) > 0)
+        return Body::length;
+    return Body::none;
+}
+
+void RequestParser::on_done(std::string_view body) { request_.body = body; }
+
+void RequestParser::on_relocate(std::uintptr_t old_base, char* new_base) noexcept
+{
+    for (std::string_view* v : {&request_.method_text, &request_.target, &request_.path,
+                                &request_.query, &request_.body})
+        if (v->data() != nullptr)
+            relocate(*v, old_base, new_base);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+ResponseParser::ResponseParser(Limits limits) noexcept
+    : MessageParser(limits, Errc::header_too_large)
+{
+}
+
+void ResponseParser::reset() noexcept
+{
+    restart();
+    response_ = {};
+}
+
+Errc ResponseParser::on_start_line(std::string_view line)
+{
+    // HTTP-version SP 3DIGIT SP reason-phrase; some servers omit the SP before an empty reason.
+    const auto version = parse_version(line.substr(0, 8));
+    if (!version || line.size() < 12 || line[8] != ' ')
+        return Errc::bad_request;
+    const std::string_view code = line.substr(9, 3);
+    const auto status = parse_decimal(code);
+    if (!status || *status < 100 || *status > 599)
+        return Errc::bad_request;
+    std::string_view reason = line.substr(12);
+    if (!reason.empty()) {
+        if (reason.front() != ' ' || !all_of(reason, field_table))
+            return Errc::bad_request;
+        reason.remove_prefix(1);
+    }
+    response_.status = static_cast<int>(*status);
+    response_.reason = reason;
+    response_.version_minor = *version;
+    return Errc::ok;
+}
+
+core::Result<ResponseParser::Body> ResponseParser::on_head(const Head& head)
+{
+    const int status = response_.status;
+    if (status == 101)
+        return Errc::bad_request;  // we never ask to switch protocols
+    if (status < 200)
+        return Body::interim;
+    if (head.chunked && response_.version_minor == 0)
+        return Errc::bad_request;
+    response_.headers = headers();
+    response_.keep_alive =
+        keep_alive(response_.version_minor, head.connection_close, head.connection_keep_alive);
+    if (head_request_ || status == 204 || status == 304)
+        return Body::none;
+    if (head.chunked)
+        return Body::chunked;
+    if (head.content_length)
+        return *head.content_length > 0 ? Body::length : Body::none;
+    response_.keep_alive = false;  // only the close can end the body
+    return Body::until_eof;
+}
+
+void ResponseParser::on_done(std::string_view body) { response_.body = body; }
+
+void ResponseParser::on_relocate(std::uintptr_t old_base, char* new_base) noexcept
+{
+    for (std::string_view* v : {&response_.reason, &response_.body})
+        if (v->data() != nullptr)
+            relocate(*v, old_base, new_base);
+}
+
+}  // namespace http

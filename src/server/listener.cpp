@@ -211,8 +211,7 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
         }
     } cleanup{*this, c};
 
-    const std::size_t max_request = limits_.http.max_header_bytes + limits_.http.max_request_line +
-                                    limits_.http.max_body + 64 * 1024;
+    const std::size_t max_request = limits_.http.max_message_bytes();
     for (;;) {
         c.parser.reset();
         auto state = c.filled > 0 ? c.parser.parse({c.buffer.data(), c.filled}) : http::RequestParser::State::need_more;

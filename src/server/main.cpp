@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <future>
+#include <optional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -49,12 +50,15 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
     if (!c.database_dsn.empty()) {
         storage::PostgresOptions options;
         options.pool_size = static_cast<std::size_t>(c.database_pool);
-        auto opened = asio::co_spawn(ioc, storage::PostgresStorage::open(ioc.get_executor(), c.database_dsn, options),
-                                     asio::use_future)
-                          .get();
-        if (!opened)
-            return "cannot use DATABASE_DSN: " + std::string{core::message(opened.error())};
-        s.front = std::move(*opened);
+        // co_spawn needs a default-constructible result: the coroutine fills an optional instead.
+        std::optional<core::Result<std::unique_ptr<storage::PostgresStorage>>> opened;
+        auto open = [&]() -> asio::awaitable<void> {
+            opened.emplace(co_await storage::PostgresStorage::open(ioc.get_executor(), c.database_dsn, options));
+        };
+        asio::co_spawn(ioc, open(), asio::use_future).get();
+        if (!*opened)
+            return "cannot use DATABASE_DSN: " + std::string{core::message(opened->error())};
+        s.front = std::move(**opened);
         s.active = s.front.get();
         core::log::info("storage: PostgreSQL");
         return {};
@@ -83,7 +87,7 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
 
 /// Waits for a stop signal, then: stop accepting, let in-flight requests finish within the
 /// grace period, close the storage (final snapshot), stop the io_context.
-asio::awaitable<void> shutdown_on_signal(asio::signal_set& signals, server::Listener& listener,
+asio::awaitable<void> shutdown_on_signal(asio::io_context& ioc, asio::signal_set& signals, server::Listener& listener,
                                          storage::Storage& storage, std::chrono::milliseconds grace)
 {
     auto [ec, signo] = co_await signals.async_wait(core::use_nothrow_awaitable);
@@ -100,7 +104,7 @@ asio::awaitable<void> shutdown_on_signal(asio::signal_set& signals, server::List
         core::log::warn("{} connections still open after the grace period", listener.active());
     co_await storage.close();
     core::log::info("stopped");
-    (co_await asio::this_coro::executor).context().stop();
+    ioc.stop();
 }
 
 }  // namespace
@@ -157,7 +161,7 @@ int main(int argc, char** argv)
                     local.address().to_string(), local.port(), threads);
 
     asio::co_spawn(ioc, listener.run(), asio::detached);
-    asio::co_spawn(ioc, shutdown_on_signal(signals, listener, *storages.active, config.shutdown_grace),
+    asio::co_spawn(ioc, shutdown_on_signal(ioc, signals, listener, *storages.active, config.shutdown_grace),
                    asio::detached);
     work.reset();
     for (auto& t : pool)

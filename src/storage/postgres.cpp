@@ -1,1 +1,833 @@
-// placeholder: being written
+#include "storage/postgres.hpp"
+
+#include "core/log.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cassert>
+#include <climits>
+#include <cstring>
+#include <fcntl.h>
+#include <optional>
+#include <tuple>
+#include <unistd.h>
+
+namespace storage {
+
+using Clock = std::chrono::steady_clock;
+
+namespace detail {
+
+namespace {
+
+// Built-in type OIDs (pg_type.dat); fixed since PostgreSQL 7.
+constexpr unsigned text_oid = 25;
+constexpr unsigned int8_oid = 20;
+constexpr unsigned float8_oid = 701;
+
+void put_be32(std::string& out, std::uint32_t v)
+{
+    for (int shift = 24; shift >= 0; shift -= 8)
+        out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+void put_be64(char* out, std::uint64_t v)
+{
+    for (int i = 7; i >= 0; --i) {
+        out[i] = static_cast<char>(v & 0xff);
+        v >>= 8;
+    }
+}
+
+std::uint64_t get_be64(const char* in)
+{
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i)
+        v = (v << 8) | static_cast<unsigned char>(in[i]);
+    return v;
+}
+
+// A one-dimensional array parameter in PostgreSQL's binary format: ndim, has-nulls flag,
+// element type, then (length, lower bound) of the dimension; an empty array has no dimension.
+// Elements follow as (int32 length, bytes). Binary avoids any quoting of names.
+void begin_array(std::string& out, unsigned element_oid, std::size_t count)
+{
+    out.clear();
+    put_be32(out, count == 0 ? 0 : 1);
+    put_be32(out, 0);
+    put_be32(out, element_oid);
+    if (count != 0) {
+        put_be32(out, static_cast<std::uint32_t>(count));
+        put_be32(out, 1);
+    }
+}
+
+void put_element(std::string& out, std::string_view bytes)
+{
+    put_be32(out, static_cast<std::uint32_t>(bytes.size()));
+    out.append(bytes);
+}
+
+void put_element(std::string& out, std::uint64_t bits)
+{
+    std::array<char, 8> be;
+    put_be64(be.data(), bits);
+    put_element(out, std::string_view{be.data(), be.size()});
+}
+
+// libpq messages end with a newline and may span lines; logs want one line.
+std::string one_line(const char* message)
+{
+    std::string s = message ? message : "";
+    std::replace_if(s.begin(), s.end(), [](char c) { return c == '\n' || c == '\t'; }, ' ');
+    while (!s.empty() && s.back() == ' ')
+        s.pop_back();
+    return s;
+}
+
+}  // namespace
+
+struct PgResultDeleter {
+    void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
+
+/// Why an attempt failed: decides whether it may be retried.
+enum class Failure {
+    none,
+    unreachable,  ///< could not connect, or the connection broke before the statement was complete
+    aborted,      ///< the server aborted the statement for connection-class reasons: it had no effect
+    ambiguous,    ///< the connection broke after the statement was sent: it may have taken effect
+    timeout,      ///< the deadline passed while the statement ran (the connection is dropped)
+    statement,    ///< the server rejected the statement (SQLSTATE in `result`)
+};
+
+struct PgReply {
+    Failure failure = Failure::none;
+    PgResult result;     ///< on success the last result; on Failure::statement the error
+    std::string reason;  ///< for logs, when failed
+};
+
+/// Parameters of one prepared statement, all in binary format; views into the caller's buffers.
+struct PgParams {
+    static constexpr int capacity = 4;
+    int count = 0;
+    std::array<const char*, capacity> values{};
+    std::array<int, capacity> lengths{};
+    std::array<int, capacity> formats{1, 1, 1, 1};
+
+    void add(std::string_view bytes)
+    {
+        assert(count < capacity && bytes.size() <= INT_MAX);
+        // A null pointer would mean SQL NULL.
+        values[static_cast<std::size_t>(count)] = bytes.data() ? bytes.data() : "";
+        lengths[static_cast<std::size_t>(count)] = static_cast<int>(bytes.size());
+        ++count;
+    }
+};
+
+/// One libpq connection, used by one coroutine at a time (whoever holds its pool slot).
+///
+/// Asio waits on a duplicate of libpq's socket, never on libpq's own descriptor: libpq closes
+/// its socket by itself when the connection breaks, and the number may be reused at once by
+/// another thread's socket; deregistering or closing that number later would hit the wrong
+/// socket. The duplicate keeps the open file description alive until we close it ourselves.
+class PgConnection {
+public:
+    explicit PgConnection(asio::any_io_executor ex) : socket_(std::move(ex)) {}
+    ~PgConnection() { reset(); }
+    PgConnection(const PgConnection&) = delete;
+    PgConnection& operator=(const PgConnection&) = delete;
+
+    /// Connected, idle, and not ended by the server while idle (restart, idle timeout): such a
+    /// connection shows it only now, through a FATAL notice or end of file on its socket.
+    bool usable()
+    {
+        if (!conn_ || PQstatus(conn_) != CONNECTION_OK)
+            return false;
+        if (PQconsumeInput(conn_) == 0)
+            return false;
+        (void)PQisBusy(conn_);  // parses what arrived, so a FATAL notice reaches on_notice
+        return !fatal_ && PQstatus(conn_) == CONNECTION_OK &&
+               PQtransactionStatus(conn_) == PQTRANS_IDLE;
+    }
+
+    core::awaitable<PgReply> connect(const std::string& dsn, Clock::time_point deadline)
+    {
+        reset();
+        // Entries after the expanded DSN override it: the protocol below relies on UTF-8.
+        static constexpr std::array<const char*, 4> keys{"dbname", "client_encoding",
+                                                         "fallback_application_name", nullptr};
+        const std::array<const char*, 4> values{dsn.c_str(), "UTF8", "metrics-server", nullptr};
+        conn_ = PQconnectStartParams(keys.data(), values.data(), 1);
+        if (!conn_)
+            co_return PgReply{Failure::unreachable, nullptr, "out of memory"};
+        PQsetNoticeReceiver(conn_, &PgConnection::on_notice, this);
+
+        auto state = PQstatus(conn_) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+        while (state != PGRES_POLLING_OK) {
+            if (state == PGRES_POLLING_FAILED)
+                co_return lost(Failure::unreachable);
+            // libpq may move to a new socket between steps (next address or host), and the new
+            // one may get the old number: wait on a fresh duplicate each step.
+            asio::posix::stream_descriptor step{socket_.get_executor()};
+            if (!adopt(step))
+                co_return lost(Failure::unreachable);
+            auto ec = co_await wait(step,
+                                    state == PGRES_POLLING_READING ? asio::posix::descriptor_base::wait_read
+                                                                   : asio::posix::descriptor_base::wait_write,
+                                    deadline);
+            if (ec)
+                co_return lost(Failure::unreachable,
+                               ec == asio::error::timed_out ? "connection timed out" : ec.message());
+            state = PQconnectPoll(conn_);
+        }
+        if (PQsetnonblocking(conn_, 1) != 0 || !adopt(socket_))
+            co_return lost(Failure::unreachable);
+        co_return PgReply{};
+    }
+
+    /// A simple-protocol query (several statements allowed, text results).
+    core::awaitable<PgReply> query(const char* sql, Clock::time_point deadline)
+    {
+        if (PQsendQuery(conn_, sql) == 0)
+            co_return lost(Failure::unreachable);
+        co_return co_await finish(deadline);
+    }
+
+    /// A prepared statement with binary parameters and binary results.
+    core::awaitable<PgReply> execute(const char* statement, const PgParams& params,
+                                     Clock::time_point deadline)
+    {
+        if (PQsendQueryPrepared(conn_, statement, params.count, params.values.data(),
+                                params.lengths.data(), params.formats.data(), 1) == 0)
+            co_return lost(Failure::unreachable);
+        co_return co_await finish(deadline);
+    }
+
+    void reset() noexcept
+    {
+        std::error_code ignored;
+        if (socket_.is_open())
+            socket_.close(ignored);  // our duplicate; libpq closes its own in PQfinish
+        if (conn_)
+            PQfinish(conn_);
+        conn_ = nullptr;
+        fatal_ = false;
+    }
+
+    // Batch parameter buffers, reused so that steady-state batches do not allocate for them.
+    std::string gauge_names, gauge_values, counter_names, counter_deltas;
+
+private:
+    using WaitType = asio::posix::descriptor_base::wait_type;
+
+    static core::awaitable<std::error_code> wait(asio::posix::stream_descriptor& socket, WaitType what,
+                                                 Clock::time_point deadline)
+    {
+        const auto left = std::max(deadline - Clock::now(), Clock::duration::zero());
+        auto [ec] = co_await core::with_timeout(socket.async_wait(what, core::use_nothrow_awaitable), left);
+        co_return ec;
+    }
+
+    bool adopt(asio::posix::stream_descriptor& socket)
+    {
+        const int fd = ::fcntl(PQsocket(conn_), F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            return false;
+        std::error_code ec;
+        socket.assign(fd, ec);
+        if (ec)
+            ::close(fd);
+        return !ec;
+    }
+
+    core::awaitable<PgReply> finish(Clock::time_point deadline)
+    {
+        // The implicit transaction commits only at the Sync message, which goes last: a failure
+        // before everything is sent leaves no effect.
+        for (;;) {
+            const int pending = PQflush(conn_);
+            if (pending == 0)
+                break;
+            if (pending < 0)
+                co_return lost(Failure::unreachable);
+            auto ec = co_await wait(socket_, asio::posix::descriptor_base::wait_write, deadline);
+            if (ec)
+                co_return lost(ec == asio::error::timed_out ? Failure::timeout : Failure::unreachable,
+                               ec.message());
+        }
+        PgReply reply;
+        for (;;) {
+            const bool alive = PQconsumeInput(conn_) != 0;
+            while (!PQisBusy(conn_)) {
+                PGresult* r = PQgetResult(conn_);
+                if (!r)
+                    co_return classify(std::move(reply));
+                keep(reply, r);
+            }
+            if (!alive)
+                co_return broken(std::move(reply), Failure::ambiguous, {});
+            auto ec = co_await wait(socket_, asio::posix::descriptor_base::wait_read, deadline);
+            if (ec)
+                co_return broken(std::move(reply),
+                                 ec == asio::error::timed_out ? Failure::timeout : Failure::ambiguous,
+                                 ec.message());
+        }
+    }
+
+    // Keeps the first error, else the last result (a multi-statement query yields several).
+    static void keep(PgReply& reply, PGresult* r)
+    {
+        if (reply.result && PQresultStatus(reply.result.get()) == PGRES_FATAL_ERROR)
+            PQclear(r);
+        else
+            reply.result.reset(r);
+    }
+
+    PgReply classify(PgReply reply)
+    {
+        const PGresult* r = reply.result.get();
+        const auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+        if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+            return reply;
+        const char* sqlstate = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+        if (!sqlstate)  // produced by libpq itself: the connection is gone
+            return broken(std::move(reply), Failure::ambiguous, {});
+        const std::string_view state{sqlstate};
+        reply.reason = fmt::format("[{}] {}", state, one_line(PQresultErrorMessage(r)));
+        if (state.starts_with("08") || state == "57P01" || state == "57P02" || state == "57P03") {
+            reset();
+            reply.failure = Failure::aborted;
+        } else if (state == "40001" || state == "40P01") {  // serialization failure, deadlock
+            reply.failure = Failure::aborted;
+        } else if (state == "26000") {  // our prepared statements are gone (DISCARD ALL by a pooler)
+            reset();
+            reply.failure = Failure::aborted;
+        } else {
+            reply.failure = Failure::statement;
+        }
+        if (reply.failure == Failure::aborted)
+            reply.result.reset();
+        return reply;
+    }
+
+    // The connection broke mid-statement; a server error that arrived first says more.
+    PgReply broken(PgReply reply, Failure failure, std::string_view why)
+    {
+        const PGresult* r = reply.result.get();
+        if (r && PQresultStatus(r) == PGRES_FATAL_ERROR && PQresultErrorField(r, PG_DIAG_SQLSTATE)) {
+            PgReply classified = classify(std::move(reply));
+            if (classified.failure != Failure::statement) {
+                reset();
+                return classified;
+            }
+        }
+        return lost(failure, why);
+    }
+
+    PgReply lost(Failure failure, std::string_view why = {})
+    {
+        PgReply reply{failure, nullptr, why.empty() ? one_line(PQerrorMessage(conn_)) : std::string{why}};
+        reset();
+        return reply;
+    }
+
+    static void on_notice(void* self, const PGresult* r) noexcept
+    {
+        const char* severity = PQresultErrorField(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+        const std::string_view level = severity ? severity : "";
+        const std::string message = one_line(PQresultErrorMessage(r));
+        if (level == "FATAL" || level == "PANIC") {
+            static_cast<PgConnection*>(self)->fatal_ = true;
+            core::log::warn("postgres: {}", message);
+        } else if (level == "WARNING") {
+            core::log::warn("postgres: {}", message);
+        } else {
+            core::log::debug("postgres: {}", message);
+        }
+    }
+
+    PGconn* conn_ = nullptr;
+    asio::posix::stream_descriptor socket_;
+    bool fatal_ = false;
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::Failure;
+using detail::PgConnection;
+using detail::PgParams;
+using detail::PgReply;
+
+// Schema versions: entry i is version i + 1. Append, never edit.
+constexpr std::array<std::string_view, 1> migrations{
+    "CREATE TABLE IF NOT EXISTS gauges (name text PRIMARY KEY, value double precision NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS counters (name text PRIMARY KEY, delta bigint NOT NULL);",
+};
+
+// One round trip, one transaction; the advisory lock makes daemons that start together take
+// turns (the version table itself is created under it).
+const std::string& migration_script()
+{
+    static const std::string script = [] {
+        std::string s =
+            "BEGIN;\n"
+            "SELECT pg_advisory_xact_lock(7036329541851066113);\n"
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now());\n"
+            "DO $migrate$ BEGIN\n";
+        for (std::size_t i = 0; i < migrations.size(); ++i)
+            fmt::format_to(std::back_inserter(s),
+                           "IF NOT EXISTS (SELECT FROM schema_migrations WHERE version = {0}) THEN\n"
+                           "{1}\nINSERT INTO schema_migrations (version) VALUES ({0});\nEND IF;\n",
+                           i + 1, migrations[i]);
+        s += "END $migrate$;\nCOMMIT;";
+        return s;
+    }();
+    return script;
+}
+
+constexpr const char* gauge_set = "metrics_gauge_set";
+constexpr const char* counter_add = "metrics_counter_add";
+constexpr const char* gauge_get = "metrics_gauge_get";
+constexpr const char* counter_get = "metrics_counter_get";
+constexpr const char* list_all = "metrics_list";
+constexpr const char* batch_apply = "metrics_batch";
+
+// Prepared once per connection, in one round trip.
+//
+// The batch is one statement, hence one implicit transaction: an error anywhere (an overflow)
+// undoes all of it. ON CONFLICT cannot touch a row twice, so duplicates are merged first: the
+// last gauge per name (by position), the sum of counter deltas per name (a sum outside bigint is
+// an overflow). Rows are written in name order so that concurrent batches lock in the same
+// order. The result is one row per counter element in input order: the total right after that
+// element, i.e. the previous total (final - sum) plus the running sum; the cast rejects a
+// step that leaves bigint even when the final total fits, as applying in order would.
+constexpr const char* prepare_script = R"sql(
+PREPARE metrics_gauge_set (text, float8) AS
+  INSERT INTO gauges (name, value) VALUES ($1, $2)
+  ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+PREPARE metrics_counter_add (text, int8) AS
+  INSERT INTO counters AS c (name, delta) VALUES ($1, $2)
+  ON CONFLICT (name) DO UPDATE SET delta = c.delta + excluded.delta
+  RETURNING delta;
+PREPARE metrics_gauge_get (text) AS SELECT value FROM gauges WHERE name = $1;
+PREPARE metrics_counter_get (text) AS SELECT delta FROM counters WHERE name = $1;
+PREPARE metrics_list AS
+  SELECT name, false, value, 0::int8 FROM gauges
+  UNION ALL SELECT name, true, 0::float8, delta FROM counters;
+PREPARE metrics_batch (text[], float8[], text[], int8[]) AS
+  WITH ge AS (
+    SELECT DISTINCT ON (name) name, value
+    FROM unnest($1, $2) WITH ORDINALITY AS t(name, value, ord)
+    ORDER BY name, ord DESC
+  ), gu AS (
+    INSERT INTO gauges (name, value) SELECT name, value FROM ge ORDER BY name
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value
+  ), ce AS (
+    SELECT name, delta, ord FROM unnest($3, $4) WITH ORDINALITY AS t(name, delta, ord)
+  ), ct AS (
+    SELECT name, sum(delta)::int8 AS total FROM ce GROUP BY name
+  ), cu AS (
+    INSERT INTO counters AS c (name, delta) SELECT name, total FROM ct ORDER BY name
+    ON CONFLICT (name) DO UPDATE SET delta = c.delta + excluded.delta
+    RETURNING name, delta
+  )
+  SELECT ((cu.delta - ct.total) + sum(ce.delta) OVER (PARTITION BY ce.name ORDER BY ce.ord))::int8
+  FROM ce JOIN ct USING (name) JOIN cu USING (name)
+  ORDER BY ce.ord;
+)sql";
+
+// Setup is idempotent and transactional: whatever broke it, it can run again.
+PgReply setup_failure(PgReply reply)
+{
+    if (reply.failure == Failure::ambiguous || reply.failure == Failure::timeout)
+        reply.failure = Failure::unreachable;
+    return reply;
+}
+
+bool shape_ok(const PGresult* r, int row, int column, int length)
+{
+    const bool ok = row < PQntuples(r) && column < PQnfields(r) && PQfformat(r, column) == 1 &&
+                    !PQgetisnull(r, row, column) && PQgetlength(r, row, column) == length;
+    if (!ok)
+        core::log::error("postgres: unexpected result shape (row {}, column {})", row, column);
+    return ok;
+}
+
+Result<std::int64_t> int8_at(const PGresult* r, int row, int column)
+{
+    if (!shape_ok(r, row, column, 8))
+        return Errc::storage_unavailable;
+    return std::bit_cast<std::int64_t>(detail::get_be64(PQgetvalue(r, row, column)));
+}
+
+Result<double> float8_at(const PGresult* r, int row, int column)
+{
+    if (!shape_ok(r, row, column, 8))
+        return Errc::storage_unavailable;
+    return std::bit_cast<double>(detail::get_be64(PQgetvalue(r, row, column)));
+}
+
+std::string_view bytes_of(const std::array<char, 8>& a) { return {a.data(), a.size()}; }
+
+}  // namespace
+
+std::vector<std::chrono::milliseconds> PostgresOptions::default_retry_delays()
+{
+    using std::chrono::seconds;
+    return {seconds{1}, seconds{3}, seconds{5}};
+}
+
+/// A pool slot held for the duration of one call; given back on destruction.
+class PostgresStorage::Lease {
+public:
+    Lease(detail::SlotPool& pool, std::size_t slot) : pool_(&pool), slot_(slot) {}
+    Lease(Lease&& other) noexcept : pool_(std::exchange(other.pool_, nullptr)), slot_(other.slot_) {}
+    Lease& operator=(Lease&&) = delete;
+    ~Lease()
+    {
+        if (pool_)
+            pool_->release(slot_);
+    }
+    std::size_t slot() const noexcept { return slot_; }
+
+private:
+    detail::SlotPool* pool_;
+    std::size_t slot_;
+};
+
+PostgresStorage::PostgresStorage(asio::any_io_executor ex, std::string dsn, PostgresOptions opts)
+    : ex_(std::move(ex)),
+      dsn_(std::move(dsn)),
+      opts_(std::move(opts)),
+      pool_(ex_, std::max<std::size_t>(opts_.pool_size, 1)),
+      ping_pool_(ex_, 1)
+{
+    opts_.pool_size = std::max<std::size_t>(opts_.pool_size, 1);
+    for (std::size_t i = 0; i < opts_.pool_size; ++i)
+        connections_.push_back(std::make_unique<PgConnection>(ex_));
+    ping_connection_ = std::make_unique<PgConnection>(ex_);
+}
+
+PostgresStorage::~PostgresStorage() = default;
+
+core::awaitable<Result<std::unique_ptr<PostgresStorage>>> PostgresStorage::open(asio::any_io_executor ex,
+                                                                                std::string dsn,
+                                                                                PostgresOptions opts)
+{
+    char* error = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(dsn.c_str(), &error);
+    if (!parsed) {
+        core::log::error("postgres: unusable DSN: {}", error ? detail::one_line(error) : "out of memory");
+        PQfreemem(error);
+        co_return Errc::storage_unavailable;
+    }
+    PQconninfoFree(parsed);
+
+    std::unique_ptr<PostgresStorage> store{new PostgresStorage(std::move(ex), std::move(dsn), std::move(opts))};
+    {
+        std::optional<Lease> lease = co_await store->acquire(store->pool_);
+        assert(lease);  // a fresh pool has free slots
+        const auto deadline = Clock::now() + store->opts_.connect_timeout;
+        PgReply reply = co_await store->setup(*store->connections_[lease->slot()], deadline, deadline);
+        if (reply.failure == Failure::none)
+            core::log::info("postgres: connected, schema at version {}", migrations.size());
+        else
+            core::log::warn("postgres: database unavailable at start, continuing without it "
+                            "(requests fail and /ping answers 500 until it is back): {}",
+                            reply.reason);
+    }
+    co_return std::move(store);
+}
+
+core::awaitable<std::optional<PostgresStorage::Lease>> PostgresStorage::acquire(detail::SlotPool& pool)
+{
+    if (closed_)
+        co_return std::nullopt;
+    std::size_t slot = 0;
+    if (!pool.try_acquire(slot)) {
+        auto [ec, granted] = co_await pool.async_acquire(core::use_nothrow_awaitable);
+        if (ec)
+            co_return std::nullopt;
+        slot = granted;
+    }
+    Lease lease{pool, slot};
+    if (closed_)  // queued before close(): give the slot to close() instead
+        co_return std::nullopt;
+    co_return std::optional<Lease>{std::move(lease)};
+}
+
+core::awaitable<PgReply> PostgresStorage::setup(PgConnection& conn, Clock::time_point connect_deadline,
+                                                Clock::time_point query_deadline)
+{
+    PgReply reply = co_await conn.connect(dsn_, connect_deadline);
+    if (reply.failure != Failure::none)
+        co_return reply;
+    if (!schema_ready_) {
+        reply = co_await conn.query(migration_script().c_str(), query_deadline);
+        if (reply.failure != Failure::none) {
+            conn.reset();  // possibly inside the failed transaction
+            co_return setup_failure(std::move(reply));
+        }
+        schema_ready_ = true;
+    }
+    reply = co_await conn.query(prepare_script, query_deadline);
+    if (reply.failure != Failure::none) {
+        conn.reset();
+        co_return setup_failure(std::move(reply));
+    }
+    co_return PgReply{};
+}
+
+core::awaitable<PgReply> PostgresStorage::attempt(PgConnection& conn, const char* statement,
+                                                  const PgParams& params)
+{
+    if (!conn.usable()) {
+        const auto deadline = Clock::now() + opts_.connect_timeout;
+        PgReply reply = co_await setup(conn, deadline, deadline);
+        if (reply.failure != Failure::none)
+            co_return reply;
+    }
+    co_return co_await conn.execute(statement, params, Clock::now() + opts_.query_timeout);
+}
+
+core::awaitable<Result<PgReply>> PostgresStorage::run(PgConnection& conn, const char* statement,
+                                                      const PgParams& params, bool idempotent)
+{
+    for (std::size_t attempt_no = 0;; ++attempt_no) {
+        PgReply reply = co_await attempt(conn, statement, params);
+        if (reply.failure == Failure::none)
+            co_return std::move(reply);
+        if (reply.failure == Failure::statement) {
+            const char* sqlstate = PQresultErrorField(reply.result.get(), PG_DIAG_SQLSTATE);
+            const std::string_view state = sqlstate ? sqlstate : "";
+            if (state == "22003") {  // numeric_value_out_of_range: only bigint sums can overflow
+                core::log::debug("postgres: {}: {}", statement, reply.reason);
+                co_return Errc::counter_overflow;
+            }
+            if (state == "22021" || state == "22P05") {  // a name that is not valid UTF-8
+                core::log::info("postgres: {}: {}", statement, reply.reason);
+                co_return Errc::bad_name;
+            }
+            core::log::error("postgres: {} failed: {}", statement, reply.reason);
+            co_return Errc::storage_unavailable;
+        }
+        const bool safe = reply.failure == Failure::unreachable || reply.failure == Failure::aborted ||
+                          (reply.failure == Failure::ambiguous && idempotent);
+        if (!safe) {
+            core::log::error("postgres: {} failed, outcome unknown so not retried: {}", statement,
+                             reply.reason);
+            co_return Errc::storage_unavailable;
+        }
+        if (attempt_no >= opts_.retry_delays.size() || closed_) {
+            core::log::error("postgres: {} failed: {}", statement, reply.reason);
+            co_return Errc::storage_unavailable;
+        }
+        const auto delay = opts_.retry_delays[attempt_no];
+        core::log::warn("postgres: {} failed, retrying in {} ms: {}", statement, delay.count(), reply.reason);
+        asio::steady_timer timer{co_await asio::this_coro::executor, delay};
+        co_await timer.async_wait(core::use_nothrow_awaitable);
+    }
+}
+
+core::awaitable<Result<Metric>> PostgresStorage::apply(Metric update)
+{
+    std::optional<Lease> lease = co_await acquire(pool_);
+    if (!lease)
+        co_return Errc::storage_unavailable;
+    PgConnection& conn = *connections_[lease->slot()];
+    std::array<char, 8> number;
+    PgParams params;
+    params.add(update.id);
+    if (update.kind == Kind::gauge) {
+        detail::put_be64(number.data(), std::bit_cast<std::uint64_t>(update.value));
+        params.add(bytes_of(number));
+        Result<PgReply> reply = co_await run(conn, gauge_set, params, false);
+        if (!reply)
+            co_return reply.error();
+        co_return update;
+    }
+    detail::put_be64(number.data(), std::bit_cast<std::uint64_t>(update.delta));
+    params.add(bytes_of(number));
+    Result<PgReply> reply = co_await run(conn, counter_add, params, false);
+    if (!reply)
+        co_return reply.error();
+    Result<std::int64_t> total = int8_at(reply->result.get(), 0, 0);
+    if (!total)
+        co_return total.error();
+    co_return Metric::counter(update.id, *total);
+}
+
+core::awaitable<Result<void>> PostgresStorage::apply_batch(std::span<const Metric> batch,
+                                                           std::vector<Metric>& stored)
+{
+    stored.clear();
+    if (batch.empty())
+        co_return Result<void>{};
+    std::optional<Lease> lease = co_await acquire(pool_);
+    if (!lease)
+        co_return Errc::storage_unavailable;
+    PgConnection& conn = *connections_[lease->slot()];
+
+    const auto gauges = static_cast<std::size_t>(
+        std::count_if(batch.begin(), batch.end(), [](const Metric& m) { return m.kind == Kind::gauge; }));
+    const std::size_t counters = batch.size() - gauges;
+    detail::begin_array(conn.gauge_names, detail::text_oid, gauges);
+    detail::begin_array(conn.gauge_values, detail::float8_oid, gauges);
+    detail::begin_array(conn.counter_names, detail::text_oid, counters);
+    detail::begin_array(conn.counter_deltas, detail::int8_oid, counters);
+    for (const Metric& m : batch) {
+        if (m.kind == Kind::gauge) {
+            detail::put_element(conn.gauge_names, m.id);
+            detail::put_element(conn.gauge_values, std::bit_cast<std::uint64_t>(m.value));
+        } else {
+            detail::put_element(conn.counter_names, m.id);
+            detail::put_element(conn.counter_deltas, std::bit_cast<std::uint64_t>(m.delta));
+        }
+    }
+    PgParams params;
+    for (const std::string* buffer : {&conn.gauge_names, &conn.gauge_values, &conn.counter_names, &conn.counter_deltas}) {
+        if (buffer->size() > INT_MAX)  // libpq's length type
+            co_return Errc::batch_too_large;
+        params.add(*buffer);
+    }
+
+    Result<PgReply> reply = co_await run(conn, batch_apply, params, false);
+    if (!reply)
+        co_return reply.error();
+    const PGresult* totals = reply->result.get();
+    if (static_cast<std::size_t>(PQntuples(totals)) != counters) {
+        core::log::error("postgres: batch returned {} totals for {} counters", PQntuples(totals), counters);
+        co_return Errc::storage_unavailable;
+    }
+    stored.reserve(batch.size());
+    int row = 0;
+    for (const Metric& m : batch) {
+        if (m.kind == Kind::gauge) {
+            stored.push_back(m);
+            continue;
+        }
+        Result<std::int64_t> total = int8_at(totals, row++, 0);
+        if (!total) {
+            stored.clear();
+            co_return total.error();
+        }
+        stored.push_back(Metric::counter(m.id, *total));
+    }
+    co_return Result<void>{};
+}
+
+core::awaitable<Result<Metric>> PostgresStorage::get(Kind kind, std::string_view id)
+{
+    std::optional<Lease> lease = co_await acquire(pool_);
+    if (!lease)
+        co_return Errc::storage_unavailable;
+    PgParams params;
+    params.add(id);
+    Result<PgReply> reply =
+        co_await run(*connections_[lease->slot()], kind == Kind::gauge ? gauge_get : counter_get, params, true);
+    if (!reply)
+        co_return reply.error();
+    const PGresult* r = reply->result.get();
+    if (PQntuples(r) == 0)
+        co_return Errc::not_found;
+    if (kind == Kind::gauge) {
+        Result<double> value = float8_at(r, 0, 0);
+        if (!value)
+            co_return value.error();
+        co_return Metric::gauge(id, *value);
+    }
+    Result<std::int64_t> total = int8_at(r, 0, 0);
+    if (!total)
+        co_return total.error();
+    co_return Metric::counter(id, *total);
+}
+
+core::awaitable<Result<std::vector<OwnedMetric>>> PostgresStorage::list()
+{
+    std::optional<Lease> lease = co_await acquire(pool_);
+    if (!lease)
+        co_return Errc::storage_unavailable;
+    Result<PgReply> reply = co_await run(*connections_[lease->slot()], list_all, PgParams{}, true);
+    if (!reply)
+        co_return reply.error();
+    const PGresult* r = reply->result.get();
+    const int rows = PQntuples(r);
+    std::vector<OwnedMetric> all;
+    all.reserve(static_cast<std::size_t>(rows));
+    for (int i = 0; i < rows; ++i) {
+        if (!shape_ok(r, i, 1, 1))
+            co_return Errc::storage_unavailable;
+        const bool counter = PQgetvalue(r, i, 1)[0] != 0;
+        Result<double> value = float8_at(r, i, 2);
+        Result<std::int64_t> delta = int8_at(r, i, 3);
+        if (!value || !delta || PQgetisnull(r, i, 0))
+            co_return Errc::storage_unavailable;
+        all.push_back(OwnedMetric{
+            std::string{PQgetvalue(r, i, 0), static_cast<std::size_t>(PQgetlength(r, i, 0))},
+            counter ? Kind::counter : Kind::gauge, counter ? 0.0 : *value, counter ? *delta : 0});
+    }
+    // Byte order, as the other storages, whatever the database collation says.
+    std::sort(all.begin(), all.end(), [](const OwnedMetric& a, const OwnedMetric& b) {
+        return std::tie(a.id, a.kind) < std::tie(b.id, b.kind);
+    });
+    co_return all;
+}
+
+core::awaitable<bool> PostgresStorage::ping()
+{
+    if (closed_)
+        co_return false;
+    const auto deadline = Clock::now() + opts_.ping_timeout;
+    std::size_t slot = 0;
+    if (!ping_pool_.try_acquire(slot)) {  // another ping in progress: wait for it, within the timeout
+        auto [ec, granted] = co_await core::with_timeout(
+            ping_pool_.async_acquire(core::use_nothrow_awaitable), opts_.ping_timeout);
+        if (ec)
+            co_return false;
+        slot = granted;
+    }
+    Lease lease{ping_pool_, slot};
+    PgConnection& conn = *ping_connection_;
+    PgReply reply;
+    if (!conn.usable())
+        reply = co_await setup(conn, deadline, deadline);
+    if (reply.failure == Failure::none)
+        reply = co_await conn.query("SELECT 1", deadline);
+    const bool ok = reply.failure == Failure::none;
+    if (healthy_.exchange(ok) != ok) {
+        if (ok)
+            core::log::info("postgres: database reachable again");
+        else
+            core::log::warn("postgres: ping failed: {}", reply.reason);
+    }
+    co_return ok;
+}
+
+core::awaitable<void> PostgresStorage::close()
+{
+    if (closed_.exchange(true))
+        co_return;
+    // Every slot comes back when its call ends (each is bounded by its timeouts, and no retry
+    // starts once closed); calls still queued see closed_ and hand their slot on.
+    for (std::size_t i = 0; i < connections_.size(); ++i) {
+        auto [ec, slot] = co_await pool_.async_acquire(core::use_nothrow_awaitable);
+        if (!ec)
+            connections_[slot]->reset();
+    }
+    auto [ec, slot] = co_await ping_pool_.async_acquire(core::use_nothrow_awaitable);
+    if (!ec)
+        ping_connection_->reset();
+    pool_.shutdown();
+    ping_pool_.shutdown();
+    core::log::info("postgres: connections closed");
+}
+
+}  // namespace storage

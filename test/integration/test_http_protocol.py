@@ -69,9 +69,9 @@ class Framing(unittest.TestCase):
         self.assertEqual(self.server.value("gauge", "f")[0], 404)
 
     def test_limits_answer_414_431_413(self):
-        self.assertEqual(status_of(self.exchange(b"GET /" + b"a" * 600 + b" HTTP/1.1\r\n\r\n")), 414)
-        self.assertEqual(status_of(self.exchange(b"GET /ping HTTP/1.1\r\nX: " + b"a" * 3000 + b"\r\n\r\n")), 431)
-        out = self.exchange(b"POST /updates/ HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 70000\r\n\r\n")
+        self.assertEqual(status_of(self.exchange(b"GET /" + b"a" * 600 + b" HTTP/1.1\r\nHost: x\r\n\r\n")), 414)
+        self.assertEqual(status_of(self.exchange(b"GET /ping HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 3000 + b"\r\n\r\n")), 431)
+        out = self.exchange(b"POST /updates/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 70000\r\n\r\n")
         self.assertEqual(status_of(out), 413)
 
     def test_too_many_metrics_in_a_batch_is_413(self):
@@ -97,7 +97,7 @@ class Framing(unittest.TestCase):
 
     def test_a_bad_client_does_not_disturb_others(self):
         bad = socket.create_connection(("127.0.0.1", self.server.port))
-        bad.sendall(b"POST /update/ HTTP/1.1\r\nContent-Length: 100\r\n\r\npartial")
+        bad.sendall(b"POST /update/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npartial")
         self.assertEqual(self.server.request("GET", "/ping")[0], 200)
         bad.close()
 
@@ -106,7 +106,7 @@ class Timeouts(unittest.TestCase):
     def test_stalled_request_gets_408_and_idle_connection_is_closed(self):
         with Server("-header-timeout", "1", "-idle-timeout", "1", "-body-timeout", "1") as s:
             start = time.monotonic()
-            out = raw_exchange(s.port, b"POST /update/ HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", timeout=10)
+            out = raw_exchange(s.port, b"POST /update/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc", timeout=10)
             self.assertEqual(status_of(out), 408)
             self.assertLess(time.monotonic() - start, 5)
             start = time.monotonic()

@@ -96,7 +96,7 @@ TEST_CASE("a keyed server signs responses and refuses bad hashes")
     config.key = "k";
     auto pipeline = server::make_pipeline(config, store);
     OfflineConnection conn{*pipeline};
-    std::string bad = "POST /update/gauge/x/1 HTTP/1.1\r\nHashSHA256: 00\r\nContent-Length: 1\r\n\r\nx";
+    std::string bad = "POST /update/gauge/x/1 HTTP/1.1\r\nHost: t\r\nHashSHA256: 00\r\nContent-Length: 1\r\n\r\nx";
     auto answer = conn.handle(bad);
     CHECK(answer.status == 400);
     CHECK(answer.head.find("HashSHA256: ") != std::string_view::npos);

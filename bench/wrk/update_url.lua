@@ -1,0 +1,2 @@
+-- POST /update/gauge/x/1.5: the URL form, no body.
+wrk.method = "POST"

@@ -1,0 +1,50 @@
+// metrics-agent: wires configuration, signals and the agent pipeline on one thread.
+#include "agent/agent.hpp"
+#include "agent/config.hpp"
+#include "core/log.hpp"
+
+#include <csignal>
+#include <cstdio>
+
+int main(int argc, char** argv)
+{
+    agent::Config config;
+    if (auto exit = agent::load_config(argc, argv, config))
+        return *exit;
+    if (!config.crypto_key.empty()) {
+        // Reports would go out unencrypted although the operator asked for encryption.
+        std::fprintf(stderr, "metrics-agent: -crypto-key/CRYPTO_KEY is not supported by this version\n");
+        return 1;
+    }
+    auto options = agent::make_options(config);
+    if (!options) {
+        std::fprintf(stderr, "metrics-agent: invalid server address \"%s\"\n", config.address.c_str());
+        return 2;
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+
+    asio::io_context ioc{1};
+    // Installed before anything else runs, even if the parent left these signals ignored.
+    asio::signal_set signals{ioc, SIGINT, SIGTERM, SIGQUIT};
+    agent::Agent agent{ioc.get_executor(), std::move(*options)};
+    signals.async_wait([&agent](std::error_code ec, int signo) {
+        if (ec)
+            return;
+        core::log::info("signal {}: sending what is pending, then stopping", signo);
+        agent.stop();
+    });
+    int status = 0;
+    asio::co_spawn(ioc, agent.run(), [&](std::exception_ptr e) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                core::log::error("metrics-agent failed: {}", ex.what());
+            }
+            status = 1;
+        }
+        signals.cancel();
+    });
+    ioc.run();
+    return status;
+}

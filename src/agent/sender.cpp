@@ -1,0 +1,140 @@
+#include "agent/sender.hpp"
+
+#include "core/log.hpp"
+
+#include <array>
+
+namespace agent {
+namespace {
+
+/// The server's message for a log line: one line, bounded.
+std::string_view excerpt(std::string_view body) noexcept
+{
+    body = body.substr(0, body.find_first_of("\r\n"));
+    return body.substr(0, 200);
+}
+
+}  // namespace
+
+asio::awaitable<std::string> outbound_address(asio::any_io_executor executor, const ServerAddress& server)
+{
+    asio::ip::udp::resolver resolver{executor};
+    auto [rec, results] = co_await resolver.async_resolve(server.host, server.port, core::use_nothrow_awaitable);
+    if (rec)
+        co_return std::string{};
+    // IPv4 first: X-Real-IP is checked against the server's trusted subnet, usually IPv4.
+    for (const bool v4 : {true, false}) {
+        for (const auto& entry : results) {
+            const auto endpoint = entry.endpoint();
+            if (endpoint.address().is_v4() != v4)
+                continue;
+            asio::ip::udp::socket socket{executor};
+            std::error_code ec;
+            socket.open(endpoint.protocol(), ec);
+            if (!ec)
+                socket.connect(endpoint, ec);
+            if (!ec) {
+                const auto local = socket.local_endpoint(ec);
+                if (!ec)
+                    co_return local.address().to_string();
+            }
+        }
+    }
+    co_return std::string{};
+}
+
+Sender::Sender(asio::any_io_executor executor, SenderOptions options)
+    : executor_(executor),
+      options_(std::move(options)),
+      client_(executor, options_.server.host, options_.server.port, options_.client),
+      retry_timer_(executor)
+{
+}
+
+void Sender::prepare(const Batch& batch)
+{
+    if (gzipped_sequence_ == batch.sequence)
+        return;
+    gzip_.compress(batch.body, gzipped_);
+    // The signature covers the body exactly as sent: the gzipped bytes.
+    if (!options_.key.empty())
+        hash_ = codec::hmac_sha256_hex(options_.key, gzipped_);
+    gzipped_sequence_ = batch.sequence;
+}
+
+asio::awaitable<core::Result<http::ClientResponse>> Sender::post(const Batch& batch)
+{
+    prepare(batch);
+    if (!real_ip_known_) {
+        // Once per sender; retried on the next request while the server's name does not resolve.
+        real_ip_ = co_await outbound_address(executor_, options_.server);
+        real_ip_known_ = !real_ip_.empty();
+    }
+    // No Accept-Encoding: the answer is only read for its status and, on a 4xx, logged as text.
+    std::array<http::Header, 4> headers{{
+        {"Content-Type", "application/json"},
+        {"Content-Encoding", "gzip"},
+    }};
+    std::size_t n = 2;
+    if (!options_.key.empty())
+        headers[n++] = {"HashSHA256", codec::view(hash_)};
+    if (!real_ip_.empty())
+        headers[n++] = {"X-Real-IP", real_ip_};
+    co_return co_await client_.request("POST", "/updates/", std::span{headers.data(), n}, gzipped_);
+}
+
+asio::awaitable<bool> Sender::deliver(const Batch& batch)
+{
+    RetrySchedule schedule{options_.retry_delays};
+    for (;;) {
+        auto response = co_await post(batch);
+        const int status = response ? response->status : 0;
+        const Outcome outcome = classify(response.error(), status);
+        const auto next = schedule.after(outcome, RetrySchedule::Clock::now());
+        if (next.action == RetrySchedule::Action::done)
+            co_return true;
+        const std::string reason = response ? fmt::format("HTTP {} {}", status, excerpt(response->body))
+                                            : std::string{core::message(response.error())};
+        if (next.action == RetrySchedule::Action::give_up) {
+            if (outcome == Outcome::rejected)
+                core::log::warn("report {} rejected by the server: {}", batch.sequence, reason);
+            else
+                core::log::warn("report {} dropped after {} retries: {}", batch.sequence, schedule.retries(), reason);
+            co_return false;
+        }
+        if (stopping_) {
+            core::log::warn("report {} dropped at shutdown: {}", batch.sequence, reason);
+            co_return false;
+        }
+        core::log::debug("report {}: {}; retry {} at +{} ms", batch.sequence, reason, schedule.retries(),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(next.at - RetrySchedule::Clock::now())
+                             .count());
+        retry_timer_.expires_at(next.at);
+        // Cancelled by stop(): one more attempt right away, then no more waiting.
+        co_await retry_timer_.async_wait(core::use_nothrow_awaitable);
+    }
+}
+
+asio::awaitable<void> Sender::run(BatchQueue& queue, std::function<void(const Batch&)> undelivered)
+{
+    while (auto batch = co_await queue.pop()) {
+        // After abort() the deadline has passed: what is left is not attempted.
+        if (aborted_ || !co_await deliver(*batch))
+            undelivered(*batch);
+    }
+}
+
+void Sender::stop()
+{
+    stopping_ = true;
+    retry_timer_.cancel();
+}
+
+void Sender::abort()
+{
+    stop();
+    aborted_ = true;
+    client_.close();
+}
+
+}  // namespace agent

@@ -1,0 +1,146 @@
+#pragma once
+
+#include "storage/storage.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace storage {
+
+class MemoryStorage;
+
+namespace detail {
+
+/// The async `Storage` face of MemoryStorage: each coroutine calls the synchronous version and
+/// completes without suspending. A separate base only because C++ cannot overload on the return
+/// type: MemoryStorage's synchronous apply/get/list (different parameter lists or const) hide
+/// these, so `store.apply(m)` on a MemoryStorage is synchronous and on a `Storage&` is async.
+class MemoryStorageAsync : public Storage {
+public:
+    core::awaitable<Result<Metric>> apply(Metric update) override;
+    core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch, std::vector<Metric>& stored) override;
+    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
+    core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
+    core::awaitable<bool> ping() override;
+    core::awaitable<void> close() override;
+
+private:
+    friend class storage::MemoryStorage;
+    MemoryStorageAsync() = default;
+    MemoryStorage& self() noexcept;
+};
+
+}  // namespace detail
+
+/// Number of lock stripes of a MemoryStorage (rounded up to a power of two, at least 1).
+struct Shards {
+    std::size_t count;
+};
+
+// The synchronous members below intentionally hide the async overloads of the base (see
+// detail::MemoryStorageAsync); clang and GCC >= 13 would warn about exactly that.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverloaded-virtual"
+
+/// Gauges and counters in memory, sharded and lock-striped: a name's shard is
+/// hash(name) & (shards - 1); each shard has a std::mutex and two hash maps, and a lock is held
+/// for one map operation only. A std::mutex rather than a spinlock: uncontended it costs the same
+/// one atomic exchange, and under contention (an insert that rehashes a large shard, a preempted
+/// holder on a busy machine) it sleeps instead of burning the CPU the holder needs.
+///
+/// Thread-safe; every member may be called from any thread. Reading or updating an existing
+/// metric performs no heap allocation (lookups hash a string_view once, and the hash is reused
+/// inside the shard's map); inserting a new name copies it.
+class MemoryStorage final : public detail::MemoryStorageAsync {
+public:
+    explicit MemoryStorage(Shards shards = Shards{64});
+    ~MemoryStorage() override;
+    MemoryStorage(const MemoryStorage&) = delete;
+    MemoryStorage& operator=(const MemoryStorage&) = delete;
+
+    /// Gauge: replaces; counter: adds `update.delta`. Returns the metric after the update (a
+    /// counter's new total in `delta`), its `id` viewing `update.id`. Overflow:
+    /// Errc::counter_overflow, nothing changed. The caller has validated name and value.
+    Result<Metric> apply(const Metric& update);
+
+    /// Applies `batch` atomically and in order (an id may repeat): every shard it touches is
+    /// locked, in ascending index order, for the whole batch. If `stored` is not null it is
+    /// cleared and receives, in input order, each metric as it stood right after its own update
+    /// (ids view `batch`). A counter overflow anywhere: every change of the batch is undone
+    /// (names it inserted are removed) and Errc::counter_overflow is returned.
+    Result<void> apply_batch(std::span<const Metric> batch, std::vector<Metric>* stored);
+
+    /// The current value, `id` viewing the argument; unknown: Errc::not_found.
+    Result<Metric> get(Kind kind, std::string_view id) const;
+
+    /// Every metric, sorted by id, a gauge before a counter of the same name. A consistent cut:
+    /// no batch is half visible in it (batches are excluded while the shards are copied).
+    std::vector<OwnedMetric> list() const;
+
+    /// Number of stored metrics (gauges plus counters).
+    std::size_t size() const;
+
+    void clear();
+
+    /// Replaces the whole content with `metrics` (snapshot load): gauges take `value`, counters
+    /// take `delta` as their total. A repeated (id, kind) keeps the last one.
+    void restore(std::span<const OwnedMetric> metrics);
+
+    /// Test and benchmark conveniences: the value, or 0 when absent.
+    double gauge(std::string_view id) const;
+    std::int64_t counter(std::string_view id) const;
+
+private:
+    /// A name with its hash computed once: finds with it do not hash again (see KeyHash).
+    struct Key {
+        std::string_view name;
+        std::size_t hash;
+    };
+    struct KeyHash {
+        using is_transparent = void;
+        std::size_t operator()(const Key& k) const noexcept { return k.hash; }
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    struct KeyEqual {
+        using is_transparent = void;
+        bool operator()(const Key& a, const std::string& b) const noexcept { return a.name == b; }
+        bool operator()(const std::string& a, const Key& b) const noexcept { return a == b.name; }
+        bool operator()(const std::string& a, const std::string& b) const noexcept { return a == b; }
+    };
+    // Memory per metric (libstdc++, x86-64): a node holds the next pointer (8), the key
+    // std::string (32, names up to 15 bytes inline), the value (8) and the cached hash (8, kept
+    // because KeyHash is not a "fast" hash): 56 bytes, a 64-byte malloc chunk; plus 8 to 16 bytes
+    // of bucket array (load factor 0.5..1). About 72-80 bytes, and a name longer than 15 bytes
+    // adds its own chunk (name + 1 rounded up to 16, at least 32): within 96 beyond the name.
+    template <class V>
+    using Map = std::unordered_map<std::string, V, KeyHash, KeyEqual>;
+
+    /// One lock stripe; cache-line aligned so that neighbouring locks do not false-share.
+    struct alignas(64) Shard {
+        mutable std::mutex mutex;
+        Map<double> gauges;
+        Map<std::int64_t> counters;
+    };
+
+    static Key key(std::string_view name) noexcept { return {name, KeyHash{}(name)}; }
+    Shard& shard(const Key& k) const noexcept { return shards_[k.hash & mask_]; }
+
+    std::size_t mask_;
+    std::unique_ptr<Shard[]> shards_;
+    /// Batches hold it shared, list() and clear() exclusively: a listing (hence a snapshot)
+    /// never shows part of a batch. Single updates do not take it: each is one atomic step.
+    mutable std::shared_mutex batch_gate_;
+};
+
+#pragma GCC diagnostic pop
+
+}  // namespace storage

@@ -1,0 +1,113 @@
+#pragma once
+
+#include "storage/detail/pg_pool.hpp"
+#include "storage/storage.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace storage {
+
+namespace detail {
+class PgConnection;
+struct PgParams;
+struct PgReply;
+}  // namespace detail
+
+struct PostgresOptions {
+    std::size_t pool_size = 4;  ///< connections for requests (at least 1); /ping has its own
+    std::chrono::milliseconds connect_timeout{5000};  ///< one connection attempt, setup included
+    std::chrono::milliseconds query_timeout{5000};    ///< one statement, from send to last result
+    std::chrono::milliseconds ping_timeout{1000};     ///< the whole ping, connecting included
+    /// Pauses before the retries of an operation that failed for connection reasons.
+    std::vector<std::chrono::milliseconds> retry_delays = default_retry_delays();
+
+    /// 1 s, 3 s, 5 s. A function, not a braced list: GCC 12 rejects ("array used as
+    /// initializer") a coroutine that creates PostgresOptions{} when the member initializer
+    /// holds an initializer_list.
+    static std::vector<std::chrono::milliseconds> default_retry_delays();
+};
+
+/// PostgreSQL storage: gauges and counters in two tables, shared safely by several daemons.
+///
+/// libpq runs in non-blocking mode and its socket is awaited through Asio, so no call blocks a
+/// server thread (except host name resolution inside libpq: prefer IP addresses in the DSN).
+/// A fixed pool of connections, each lent to one operation at a time; waiters are served in
+/// order. Connections are opened lazily and reopened after failures; a new connection applies
+/// the schema migrations (once per process, serialised across daemons by an advisory lock) and
+/// prepares every statement.
+///
+/// Failures: connection-class errors (cannot connect, SQLSTATE 08xxx, 57P01-57P03, serialization
+/// failures and deadlocks) are retried after `retry_delays` on a fresh connection, as long as
+/// the statement cannot have taken effect; a write whose outcome is unknown (the connection
+/// broke after it was sent, or it timed out) is not retried and fails. Anything else fails at
+/// once. Failures are logged and returned as Errc::storage_unavailable; counter overflow is
+/// Errc::counter_overflow and a name the database encoding rejects is Errc::bad_name.
+class PostgresStorage final : public Storage {
+public:
+    /// Checks the DSN (a key=value conninfo string or a postgres:// URI); a malformed one is
+    /// logged with libpq's reason and fails with Errc::storage_unavailable.
+    /// A well-formed DSN always yields a storage, even if the database cannot be reached yet: the
+    /// daemon must keep running while the database is down, so that failure is only logged,
+    /// requests fail (500) and ping() is false until it comes back; migrations then run on the
+    /// first successful connection.
+    /// `ex` runs the connections' sockets and timers; the storage must outlive every call.
+    static core::awaitable<Result<std::unique_ptr<PostgresStorage>>> open(asio::any_io_executor ex,
+                                                                          std::string dsn,
+                                                                          PostgresOptions opts);
+
+    /// Closes every connection. Precondition: no call in flight (await close() first).
+    ~PostgresStorage() override;
+    PostgresStorage(const PostgresStorage&) = delete;
+    PostgresStorage& operator=(const PostgresStorage&) = delete;
+
+    core::awaitable<Result<Metric>> apply(Metric update) override;
+    /// One statement, so one round trip and one implicit transaction: duplicate ids are merged
+    /// in SQL (last gauge wins, counters summed) and the running totals come back in input order.
+    /// A batch whose counters overflow, in total or at any step in input order, changes nothing.
+    core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch,
+                                              std::vector<Metric>& stored) override;
+    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
+    core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
+    /// `SELECT 1` on a dedicated connection within ping_timeout. A failure after success (and
+    /// the recovery) is logged once.
+    core::awaitable<bool> ping() override;
+    /// Waits for the calls in flight (each is bounded by its timeouts; no retry starts once
+    /// closing), then closes the connections; later calls fail with Errc::storage_unavailable.
+    core::awaitable<void> close() override;
+
+private:
+    class Lease;
+
+    PostgresStorage(asio::any_io_executor ex, std::string dsn, PostgresOptions opts);
+
+    /// A slot of `pool`, or nothing once closed.
+    core::awaitable<std::optional<Lease>> acquire(detail::SlotPool& pool);
+
+    core::awaitable<detail::PgReply> setup(detail::PgConnection& conn,
+                                           std::chrono::steady_clock::time_point connect_deadline,
+                                           std::chrono::steady_clock::time_point query_deadline);
+    core::awaitable<detail::PgReply> attempt(detail::PgConnection& conn, const char* statement,
+                                             const detail::PgParams& params);
+    /// Runs a prepared statement on a leased connection with the retry policy; the result on
+    /// success, else an error already logged.
+    core::awaitable<Result<detail::PgReply>> run(detail::PgConnection& conn, const char* statement,
+                                                 const detail::PgParams& params, bool idempotent);
+
+    asio::any_io_executor ex_;
+    std::string dsn_;
+    PostgresOptions opts_;
+    std::vector<std::unique_ptr<detail::PgConnection>> connections_;  // indexed by pool_ slot
+    std::unique_ptr<detail::PgConnection> ping_connection_;  // so that /ping never queues behind requests
+    detail::SlotPool pool_;
+    detail::SlotPool ping_pool_;  // one slot: pings take turns
+    std::atomic<bool> schema_ready_{false};
+    std::atomic<bool> closed_{false};
+    std::atomic<bool> healthy_{true};  // last ping outcome, to log changes once
+};
+
+}  // namespace storage

@@ -1,0 +1,52 @@
+#pragma once
+
+#include "core/metric.hpp"
+#include "core/result.hpp"
+
+#include <cstddef>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace storage {
+
+/// Larger snapshot files are refused (Errc::corrupt_snapshot) rather than read: loading one
+/// needs about twice its size in memory. A million metrics take about 60 MB.
+constexpr std::size_t max_snapshot_bytes = std::size_t{1} << 30;
+
+/// Parses the body of a snapshot file: the JSON array of POST /updates/ (counters carry their
+/// totals in `delta`), so an operator can read it and replay it against a server. Empty (or
+/// whitespace only) and `[]` are an empty store. Anything malformed, an invalid name or value,
+/// or more than max_snapshot_bytes: Errc::corrupt_snapshot. A repeated (id, kind) is kept (the
+/// last one wins on restore): names that are not UTF-8 are written with U+FFFD and may collide,
+/// which must not make a server unable to restart. Pure: no I/O (the fuzz target calls it).
+core::Result<std::vector<core::OwnedMetric>> parse_snapshot(std::string_view body);
+
+/// The snapshot file at one path. Thread-safe: writes are serialised by an internal mutex.
+class SnapshotFile {
+public:
+    explicit SnapshotFile(std::string path);
+
+    const std::string& path() const noexcept { return path_; }
+
+    /// Replaces the file with `metrics` atomically and durably: writes "<path>.tmp" in the same
+    /// directory, fsyncs it, renames it over the path and fsyncs the directory, so a crash at any
+    /// moment leaves either the old or the new complete file. Failure: Errc::io_error (the cause
+    /// is logged), the old file untouched and the temporary file removed. Blocks for the fsyncs:
+    /// never call it on a server thread.
+    core::Result<void> write(std::span<const core::OwnedMetric> metrics);
+
+    /// The metrics in the file. Missing file: an empty vector. Unreadable, too large, corrupt or
+    /// invalid: Errc::corrupt_snapshot (the cause is logged).
+    core::Result<std::vector<core::OwnedMetric>> load() const;
+
+private:
+    std::string path_;
+    std::string temp_path_;
+    std::string directory_;
+    std::mutex write_mutex_;  ///< one writer of temp_path_ at a time
+};
+
+}  // namespace storage

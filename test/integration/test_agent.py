@@ -1,0 +1,124 @@
+"""The real metrics-agent against the real metrics-server on loopback."""
+
+from harness import *  # noqa: F401,F403
+
+GO_NAMES = ("Alloc BuckHashSys Frees GCCPUFraction GCSys HeapAlloc HeapIdle HeapInuse HeapObjects HeapReleased "
+            "HeapSys LastGC Lookups MCacheInuse MCacheSys MSpanInuse MSpanSys Mallocs NextGC NumForcedGC NumGC "
+            "OtherSys PauseTotalNs StackInuse StackSys Sys TotalAlloc").split()
+SYSTEM_NAMES = ["TotalMemory", "FreeMemory", "CPUutilization1", "RandomValue"]
+MOVING = ["Alloc", "Frees", "HeapAlloc", "HeapIdle", "HeapInuse", "HeapObjects", "Mallocs", "TotalAlloc",
+          "RandomValue"]
+
+
+class Agent:
+    def __init__(self, port, *args, env=None):
+        e = {k: v for k, v in os.environ.items() if k not in ("ADDRESS", "KEY", "POLL_INTERVAL", "REPORT_INTERVAL",
+                                                              "RATE_LIMIT", "CONFIG", "CRYPTO_KEY")}
+        e.setdefault("METRICS_LOG_LEVEL", "warn")
+        e.update(env or {})
+        self.proc = subprocess.Popen([AGENT_BIN, "-a", "127.0.0.1:%d" % port, "-p", "1", "-r", "2", *args], env=e,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(15)
+        finally:
+            self.proc.stderr.close()
+
+
+def gauge(server, name):
+    status, _, body = server.post_json("/value/", {"id": name, "type": "gauge"})
+    return json.loads(body)["value"] if status == 200 else None
+
+
+def counter(server, name):
+    status, _, body = server.post_json("/value/", {"id": name, "type": "counter"})
+    return json.loads(body)["delta"] if status == 200 else None
+
+
+def wait_until(predicate, timeout=15, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+@unittest.skipUnless(os.path.exists(AGENT_BIN), "metrics-agent not built")
+class AgentAgainstServer(unittest.TestCase):
+    def test_every_metric_arrives_and_the_moving_ones_move(self):
+        with Server() as s:
+            agent = Agent(s.port)
+            try:
+                self.assertTrue(wait_until(lambda: all(gauge(s, n) is not None for n in GO_NAMES + SYSTEM_NAMES)
+                                           and counter(s, "PollCount") is not None),
+                                [n for n in GO_NAMES + SYSTEM_NAMES if gauge(s, n) is None])
+                first = {n: gauge(s, n) for n in MOVING}
+                polls_first = counter(s, "PollCount")
+                self.assertTrue(wait_until(lambda: counter(s, "PollCount") > polls_first))
+                second = {n: gauge(s, n) for n in MOVING}
+                self.assertEqual([n for n in MOVING if first[n] == second[n]], [])
+                self.assertGreater(gauge(s, "TotalMemory"), 0)
+            finally:
+                self.assertEqual(agent.stop(), 0)
+
+    def test_poll_count_on_the_server_equals_the_agents_polls(self):
+        with Server() as s:
+            start = time.monotonic()
+            agent = Agent(s.port)
+            time.sleep(5.5)
+            self.assertEqual(agent.stop(), 0)  # sends what is pending once
+            elapsed = time.monotonic() - start
+            polls = counter(s, "PollCount")
+            # One poll per second from start to stop, none lost or counted twice.
+            self.assertIsNotNone(polls)
+            self.assertGreaterEqual(polls, int(elapsed) - 1)
+            self.assertLessEqual(polls, int(elapsed) + 1)
+
+    def test_agent_started_before_the_server_delivers_once_it_appears(self):
+        port = free_port()
+        agent = Agent(port)
+        try:
+            time.sleep(2.5)
+            self.assertIsNone(agent.proc.poll())
+            with Server(port=port) as s:
+                self.assertTrue(wait_until(lambda: gauge(s, "Alloc") is not None, timeout=20))
+        finally:
+            self.assertEqual(agent.stop(), 0)
+
+    def test_signed_reports_are_accepted_and_wrong_keys_refused(self):
+        with Server("-k", "shared") as s:
+            agent = Agent(s.port, "-k", "shared")
+            try:
+                self.assertTrue(wait_until(lambda: gauge(s, "Alloc") is not None))
+            finally:
+                agent.stop()
+        with Server("-k", "shared") as s:
+            agent = Agent(s.port, "-k", "other")
+            try:
+                time.sleep(4)
+                self.assertIsNone(gauge(s, "Alloc"))
+            finally:
+                agent.stop()
+
+    def test_killing_the_server_does_not_kill_the_agent(self):
+        port = free_port()
+        s = Server(port=port).start()
+        agent = Agent(port)
+        try:
+            self.assertTrue(wait_until(lambda: gauge(s, "Alloc") is not None))
+            s.kill()
+            s.tmp.cleanup()
+            time.sleep(3)
+            self.assertIsNone(agent.proc.poll())
+            with Server(port=port) as s2:
+                self.assertTrue(wait_until(lambda: gauge(s2, "Alloc") is not None, timeout=20))
+        finally:
+            self.assertEqual(agent.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,290 @@
+#include "core/json.hpp"
+
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+using core::Errc;
+using core::JsonCodec;
+using core::Kind;
+using core::Metric;
+
+namespace {
+
+std::string to_json(const Metric& m)
+{
+    fmt::memory_buffer out;
+    core::write_json(out, m);
+    return fmt::to_string(out);
+}
+
+std::string json_string(std::string_view s)
+{
+    fmt::memory_buffer out;
+    core::write_json_string(out, s);
+    return fmt::to_string(out);
+}
+
+}  // namespace
+
+TEST_CASE("a gauge update parses into a gauge metric")
+{
+    JsonCodec codec;
+    auto m = codec.parse_metric(R"({"id":"Alloc","type":"gauge","value":1.5})");
+    REQUIRE(m);
+    CHECK(*m == Metric::gauge("Alloc", 1.5));
+
+    SUBCASE("fields may come in any order, with whitespace")
+    {
+        auto r = codec.parse_metric(" {\n\"value\" : 2 , \"type\":\"gauge\",\t\"id\":\"x\"}\r\n");
+        REQUIRE(r);
+        CHECK(*r == Metric::gauge("x", 2));
+    }
+    SUBCASE("unknown fields are ignored")
+    {
+        auto r = codec.parse_metric(R"({"id":"x","type":"gauge","value":-3.25,"hash":"ab","extra":{"a":[1,null,true]}})");
+        REQUIRE(r);
+        CHECK(*r == Metric::gauge("x", -3.25));
+    }
+    SUBCASE("delta: null on a gauge counts as absent")
+    {
+        auto r = codec.parse_metric(R"({"id":"x","type":"gauge","value":1,"delta":null})");
+        REQUIRE(r);
+        CHECK(*r == Metric::gauge("x", 1));
+    }
+}
+
+TEST_CASE("a counter update parses into a counter metric")
+{
+    JsonCodec codec;
+    auto m = codec.parse_metric(R"({"id":"PollCount","type":"counter","delta":3})");
+    REQUIRE(m);
+    CHECK(*m == Metric::counter("PollCount", 3));
+    CHECK(*codec.parse_metric(R"({"id":"c","type":"counter","delta":-9223372036854775808})") ==
+          Metric::counter("c", std::numeric_limits<std::int64_t>::min()));
+    CHECK(*codec.parse_metric(R"({"id":"c","type":"counter","delta":9223372036854775807,"value":null})") ==
+          Metric::counter("c", std::numeric_limits<std::int64_t>::max()));
+}
+
+TEST_CASE("escaped ids are decoded")
+{
+    JsonCodec codec;
+    auto m = codec.parse_metric(R"({"\u0069d":"a\"b\\c\u00e9","type":"counter","delta":1})");
+    REQUIRE(m);
+    CHECK(m->id == "a\"b\\c\xc3\xa9");
+}
+
+TEST_CASE("JSON gauges round-trip bit-exactly")
+{
+    JsonCodec codec;
+    const double values[] = {0.1, 1e-7, 123456.7, 9007199254740993.0, std::numeric_limits<double>::max(),
+        std::numeric_limits<double>::denorm_min(), -std::numeric_limits<double>::min(), -0.0, 1.0 / 3};
+    for (double v : values) {
+        CAPTURE(v);
+        const std::string text = to_json(Metric::gauge("g", v));
+        auto m = codec.parse_metric(text);
+        REQUIRE(m);
+        CHECK(std::bit_cast<std::uint64_t>(m->value) == std::bit_cast<std::uint64_t>(v));
+    }
+}
+
+TEST_CASE("malformed JSON is malformed_json")
+{
+    JsonCodec codec;
+    for (const char* s : {"", " ", "{", "}", "[]", "null", "5", "\"x\"", R"({"id":"x","type":"gauge","value":1)",
+                          R"({"id":"x","type":"gauge","value":1}})", R"({"id":"x","type":"gauge","value":1} {})",
+                          R"({"id":"x","type":"gauge","value":1}x)", R"({"id":"x","type":"gauge","value":1},)",
+                          R"({"id":"x","type":"gauge","value":1,})", R"({"id":"x" "type":"gauge","value":1})",
+                          R"({"id":"x","type":"gauge","value":1,"e":tru})", R"({"id":"x","type":"gauge","value":1,"e":[1,})",
+                          R"({"id":"x","type":"gauge","value":1,"e":"\ud800"})", R"({'id':'x'})",
+                          "{\"id\":\"x\xff\",\"type\":\"gauge\",\"value\":1}", R"({"id":"x","type":"gauge","value":nul})"}) {
+        CAPTURE(s);
+        CHECK(codec.parse_metric(s).error() == Errc::malformed_json);
+    }
+}
+
+TEST_CASE("duplicate known keys are malformed_json")
+{
+    JsonCodec codec;
+    CHECK(codec.parse_metric(R"({"id":"x","id":"y","type":"gauge","value":1})").error() == Errc::malformed_json);
+    CHECK(codec.parse_metric(R"({"id":"x","\u0069d":"y","type":"gauge","value":1})").error() == Errc::malformed_json);
+    CHECK(codec.parse_metric(R"({"id":"x","type":"gauge","type":"gauge","value":1})").error() == Errc::malformed_json);
+    CHECK(codec.parse_metric(R"({"id":"x","type":"gauge","value":1,"value":2})").error() == Errc::malformed_json);
+    CHECK(codec.parse_metric(R"({"id":"x","type":"counter","delta":null,"delta":2})").error() == Errc::malformed_json);
+}
+
+TEST_CASE("deep nesting in an ignored field is bounded")
+{
+    JsonCodec codec;
+    std::string deep = R"({"id":"x","type":"gauge","value":1,"e":)" + std::string(100, '[') + std::string(100, ']') + "}";
+    CHECK(codec.parse_metric(deep).error() == Errc::malformed_json);
+    std::string shallow = R"({"id":"x","type":"gauge","value":1,"e":)" + std::string(10, '[') + std::string(10, ']') + "}";
+    CHECK(codec.parse_metric(shallow));
+}
+
+TEST_CASE("a missing id or type is missing_field")
+{
+    JsonCodec codec;
+    CHECK(codec.parse_metric(R"({"type":"gauge","value":1})").error() == Errc::missing_field);
+    CHECK(codec.parse_metric(R"({"id":"x","value":1})").error() == Errc::missing_field);
+    CHECK(codec.parse_metric(R"({})").error() == Errc::missing_field);
+    CHECK(codec.parse_query(R"({"id":"x"})").error() == Errc::missing_field);
+
+    SUBCASE("so is a missing value or delta")
+    {
+        CHECK(codec.parse_metric(R"({"id":"x","type":"gauge"})").error() == Errc::missing_field);
+        CHECK(codec.parse_metric(R"({"id":"x","type":"counter"})").error() == Errc::missing_field);
+    }
+}
+
+TEST_CASE("an unknown or non-string type is bad_kind")
+{
+    JsonCodec codec;
+    CHECK(codec.parse_metric(R"({"id":"x","type":"Gauge","value":1})").error() == Errc::bad_kind);
+    CHECK(codec.parse_metric(R"({"id":"x","type":"histogram","value":1})").error() == Errc::bad_kind);
+    CHECK(codec.parse_metric(R"({"id":"x","type":1,"value":1})").error() == Errc::bad_kind);
+    CHECK(codec.parse_metric(R"({"id":"x","type":null,"value":1})").error() == Errc::bad_kind);
+    CHECK(codec.parse_query(R"({"id":"x","type":"timer"})").error() == Errc::bad_kind);
+}
+
+TEST_CASE("an invalid or non-string id is bad_name")
+{
+    JsonCodec codec;
+    for (const char* s : {R"({"id":"","type":"gauge","value":1})", R"({"id":"a b","type":"gauge","value":1})",
+                          R"({"id":"a/b","type":"gauge","value":1})", R"({"id":"a\u0000","type":"gauge","value":1})",
+                          R"({"id":"a\n","type":"gauge","value":1})", R"({"id":5,"type":"gauge","value":1})",
+                          R"({"id":null,"type":"gauge","value":1})", R"({"id":["x"],"type":"gauge","value":1})"}) {
+        CAPTURE(s);
+        CHECK(codec.parse_metric(s).error() == Errc::bad_name);
+    }
+    const std::string long_id = R"({"id":")" + std::string(256, 'a') + R"(","type":"gauge","value":1})";
+    CHECK(codec.parse_metric(long_id).error() == Errc::bad_name);
+}
+
+TEST_CASE("a wrong or unrepresentable value is bad_value")
+{
+    JsonCodec codec;
+    for (const char* s : {R"({"id":"x","type":"gauge","value":null})", R"({"id":"x","type":"gauge","value":"1.5"})",
+                          R"({"id":"x","type":"gauge","value":true})", R"({"id":"x","type":"gauge","value":[1]})",
+                          R"({"id":"x","type":"gauge","value":1,"delta":1})", R"({"id":"x","type":"gauge","value":1e400})",
+                          R"({"id":"x","type":"gauge","value":-1e400})", R"({"id":"x","type":"gauge","value":01})",
+                          R"({"id":"x","type":"counter","delta":1.5})", R"({"id":"x","type":"counter","delta":1e3})",
+                          R"({"id":"x","type":"counter","delta":1.0})", R"({"id":"x","type":"counter","delta":null})",
+                          R"({"id":"x","type":"counter","delta":"3"})", R"({"id":"x","type":"counter","delta":3,"value":1})",
+                          R"({"id":"x","type":"counter","delta":9223372036854775808})",
+                          R"({"id":"x","type":"counter","delta":-9223372036854775809})"}) {
+        CAPTURE(s);
+        CHECK(codec.parse_metric(s).error() == Errc::bad_value);
+    }
+}
+
+TEST_CASE("a value query needs only id and type")
+{
+    JsonCodec codec;
+    auto q = codec.parse_query(R"({"id":"x","type":"counter"})");
+    REQUIRE(q);
+    CHECK(*q == Metric::counter("x", 0));
+    auto with_value = codec.parse_query(R"({"id":"g","type":"gauge","value":"junk","delta":1.5})");
+    REQUIRE(with_value);
+    CHECK(*with_value == Metric::gauge("g", 0));
+    CHECK(codec.parse_query(R"({"id":"g","type":"gauge"} x)").error() == Errc::malformed_json);
+}
+
+TEST_CASE("a batch parses every element in order")
+{
+    JsonCodec codec;
+    std::vector<Metric> out{Metric::gauge("stale", 1)};
+    REQUIRE(codec.parse_batch(R"([{"id":"a","type":"gauge","value":1},{"id":"b","type":"counter","delta":2},
+                                  {"id":"a","type":"gauge","value":3}])", out, 10));
+    REQUIRE(out.size() == 3);
+    CHECK(out[0] == Metric::gauge("a", 1));
+    CHECK(out[1] == Metric::counter("b", 2));
+    CHECK(out[2] == Metric::gauge("a", 3));
+
+    SUBCASE("ids stay valid until the next call")
+    {
+        std::vector<Metric> escaped;
+        REQUIRE(codec.parse_batch(R"([{"id":"\u0061","type":"gauge","value":1},{"id":"\u0062","type":"gauge","value":2}])",
+                                  escaped, 10));
+        CHECK(escaped[0].id == "a");
+        CHECK(escaped[1].id == "b");
+    }
+}
+
+TEST_CASE("a bad batch fails as a whole")
+{
+    JsonCodec codec;
+    std::vector<Metric> out;
+    CHECK(codec.parse_batch("[]", out, 10).error() == Errc::empty_batch);
+    CHECK(codec.parse_batch(" [ ] ", out, 10).error() == Errc::empty_batch);
+    CHECK(codec.parse_batch(R"({"id":"a","type":"gauge","value":1})", out, 10).error() == Errc::malformed_json);
+    CHECK(codec.parse_batch(R"([{"id":"a","type":"gauge","value":1},1])", out, 10).error() == Errc::malformed_json);
+    CHECK(codec.parse_batch(R"([{"id":"a","type":"gauge","value":1}] [])", out, 10).error() == Errc::malformed_json);
+    CHECK(codec.parse_batch(R"([{"id":"a","type":"gauge","value":1},)", out, 10).error() == Errc::malformed_json);
+    CHECK(codec.parse_batch(R"([{"id":"a","type":"gauge","value":1},{"id":"b","type":"gauge"}])", out, 10).error() ==
+          Errc::missing_field);
+    CHECK(codec.parse_batch(R"([{"id":"a","type":"gauge","value":1},{"id":"b","type":"counter","delta":0.5}])", out, 10)
+              .error() == Errc::bad_value);
+    CHECK(codec.parse_batch(R"([{"id":"a","type":"gauge","value":1},{"id":"b","type":"gauge","value":2}])", out, 1)
+              .error() == Errc::batch_too_large);
+    CHECK(codec.parse_batch(R"([{"id":"a","type":"gauge","value":1}])", out, 0).error() == Errc::batch_too_large);
+}
+
+TEST_CASE("write_json produces the Go wire form")
+{
+    CHECK(to_json(Metric::gauge("x", 1.5)) == R"({"id":"x","type":"gauge","value":1.5})");
+    CHECK(to_json(Metric::counter("c", 3)) == R"({"id":"c","type":"counter","delta":3})");
+    CHECK(to_json(Metric::gauge("big", 1e300)) == R"({"id":"big","type":"gauge","value":1e+300})");
+
+    const Metric ms[] = {Metric::gauge("a", 1), Metric::counter("b", -2)};
+    fmt::memory_buffer out;
+    core::write_json(out, std::span<const Metric>{ms});
+    CHECK(fmt::to_string(out) == R"([{"id":"a","type":"gauge","value":1},{"id":"b","type":"counter","delta":-2}])");
+
+    const std::vector<core::OwnedMetric> owned{{"o", Kind::counter, 0, 7}};
+    out.clear();
+    core::write_json(out, std::span<const core::OwnedMetric>{owned});
+    CHECK(fmt::to_string(out) == R"([{"id":"o","type":"counter","delta":7}])");
+
+    out.clear();
+    core::write_json(out, std::span<const Metric>{});
+    CHECK(fmt::to_string(out) == "[]");
+}
+
+TEST_CASE("strings are escaped per RFC 8259")
+{
+    CHECK(json_string("plain") == R"("plain")");
+    CHECK(json_string("a\"b\\c") == R"("a\"b\\c")");
+    CHECK(json_string(std::string_view{"\x00\x01\n\x1f", 4}) == R"("\u0000\u0001\u000a\u001f")");
+    CHECK(json_string("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+    CHECK(json_string("\x7f") == "\"\x7f\"");
+
+    SUBCASE("bytes that are not UTF-8 become U+FFFD")
+    {
+        CHECK(json_string("a\xff" "b") == "\"a\xef\xbf\xbd" "b\"");
+        CHECK(json_string("\xc3") == "\"\xef\xbf\xbd\"");
+        CHECK(json_string("\xc0\xaf") == "\"\xef\xbf\xbd\xef\xbf\xbd\"");       // overlong '/'
+        CHECK(json_string("\xed\xa0\x80") == "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"");  // surrogate
+    }
+}
+
+TEST_CASE("written metrics parse back to the same metric")
+{
+    JsonCodec codec;
+    const Metric ms[] = {Metric::gauge("q\"\\\x01\xc3\xa9", -0.1), Metric::counter("c", std::numeric_limits<std::int64_t>::min())};
+    for (const Metric& m : ms) {
+        const std::string text = to_json(m);
+        CAPTURE(text);
+        auto parsed = codec.parse_metric(text);
+        if (m.id.find('\x01') != std::string_view::npos) {
+            CHECK(parsed.error() == Errc::bad_name);  // valid JSON, but not a valid name
+            continue;
+        }
+        REQUIRE(parsed);
+        CHECK(*parsed == m);
+    }
+}

@@ -1,0 +1,463 @@
+#include "http/parser.hpp"
+
+#include "unit/http/support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+using core::Errc;
+using http::Limits;
+using http::Method;
+using http::RequestParser;
+using State = RequestParser::State;
+
+namespace {
+
+// The error parse() reports for `wire` given whole, or Errc::ok if it did not fail.
+Errc error_of(std::string_view wire, Limits limits = {})
+{
+    RequestParser parser{limits};
+    std::vector<char> buffer = test::bytes(wire);
+    return parser.parse(buffer) == State::error ? parser.error() : Errc::ok;
+}
+
+std::string body_of(std::string_view wire, Limits limits = {})
+{
+    RequestParser parser{limits};
+    std::vector<char> buffer = test::bytes(wire);
+    REQUIRE(parser.parse(buffer) == State::done);
+    return std::string(parser.request().body);
+}
+
+std::string with_host(std::string_view head_rest = "", std::string_view body = "")
+{
+    return "POST /u HTTP/1.1\r\nHost: h\r\n" + std::string(head_rest) + "\r\n" + std::string(body);
+}
+
+constexpr std::string_view chunked_post =
+    "POST /updates/?x=1 HTTP/1.1\r\n"
+    "Host: example\r\n"
+    "Transfer-Encoding: chunked\r\n"
+    "Content-Type: application/json\r\n"
+    "\r\n"
+    "5;name=value\r\nhello\r\n"
+    "1\r\n,\r\n"
+    "A \r\n 0123456\r\n\r\n"
+    "0\r\n"
+    "Trailer-One: x\r\n"
+    "\r\n";
+
+}  // namespace
+
+TEST_CASE("a simple GET is parsed into views of the buffer")
+{
+    std::vector<char> buffer =
+        test::bytes("GET /value/gauge/Alloc?fmt=text HTTP/1.1\r\nHost: localhost:8080\r\n"
+                    "Accept-Encoding: gzip\r\nX-Empty:\r\n\r\n");
+    RequestParser parser;
+    REQUIRE(parser.parse(buffer) == State::done);
+    const http::Request& r = parser.request();
+    CHECK(r.method == Method::get);
+    CHECK(r.method_text == "GET");
+    CHECK(r.target == "/value/gauge/Alloc?fmt=text");
+    CHECK(r.path == "/value/gauge/Alloc");
+    CHECK(r.query == "fmt=text");
+    CHECK(r.version_minor == 1);
+    REQUIRE(r.headers.size() == 3);
+    CHECK(r.headers[0].name == "Host");
+    CHECK(r.headers[0].value == "localhost:8080");
+    CHECK(r.headers[2].name == "X-Empty");
+    CHECK(r.headers[2].value.empty());
+    CHECK(r.header("accept-ENCODING") == "gzip");
+    CHECK(!r.header("Content-Length"));
+    CHECK(r.body.empty());
+    CHECK(r.keep_alive);
+    CHECK(!r.expect_continue);
+    CHECK(parser.consumed() == buffer.size());
+    CHECK(r.target.data() == buffer.data() + 4);
+}
+
+TEST_CASE("methods are recognised case-sensitively and the rest is other")
+{
+    const std::pair<std::string_view, Method> cases[] = {
+        {"GET", Method::get}, {"HEAD", Method::head}, {"POST", Method::post},
+        {"PUT", Method::put}, {"DELETE", Method::delete_}, {"OPTIONS", Method::options},
+        {"PATCH", Method::patch}, {"get", Method::other}, {"BREW", Method::other}};
+    for (const auto& [text, method] : cases) {
+        CAPTURE(text);
+        std::vector<char> buffer = test::bytes(std::string(text) + " / HTTP/1.1\r\nHost: h\r\n\r\n");
+        RequestParser parser;
+        REQUIRE(parser.parse(buffer) == State::done);
+        CHECK(parser.request().method == method);
+        CHECK(parser.request().method_text == text);
+    }
+}
+
+TEST_CASE("a target without a query has an empty query")
+{
+    std::vector<char> buffer = test::bytes("GET /ping HTTP/1.0\r\n\r\n");
+    RequestParser parser;
+    REQUIRE(parser.parse(buffer) == State::done);
+    CHECK(parser.request().path == "/ping");
+    CHECK(parser.request().query.empty());
+    CHECK(parser.request().version_minor == 0);
+}
+
+TEST_CASE("a Content-Length body is complete when all its bytes arrived")
+{
+    const std::string wire = with_host("Content-Length: 5\r\n", "hello");
+    RequestParser parser;
+    std::vector<char> buffer = test::bytes(std::string_view(wire).substr(0, wire.size() - 1));
+    CHECK(parser.parse(buffer) == State::need_more);
+    CHECK(parser.headers_complete());
+    CHECK(parser.body_bytes_expected() == 5);
+    buffer = test::bytes(wire);
+    REQUIRE(parser.parse(buffer) == State::done);
+    CHECK(parser.request().body == "hello");
+    CHECK(parser.consumed() == wire.size());
+}
+
+TEST_CASE("a GET with a body is accepted")
+{
+    CHECK(body_of("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi") == "hi");
+}
+
+TEST_CASE("a chunked body is de-chunked in place, extensions and trailers ignored")
+{
+    std::vector<char> buffer = test::bytes(chunked_post);
+    RequestParser parser;
+    REQUIRE(parser.parse(buffer) == State::done);
+    const http::Request& r = parser.request();
+    CHECK(r.body == "hello, 0123456\r\n");
+    CHECK(parser.consumed() == chunked_post.size());
+    CHECK(parser.body_bytes_expected() == 0);
+    CHECK(r.body.data() >= buffer.data());
+    CHECK(r.body.data() + r.body.size() <= buffer.data() + buffer.size());
+    CHECK(r.headers.size() == 3);  // trailers are not headers
+    CHECK(r.query == "x=1");
+}
+
+TEST_CASE("feeding a request byte by byte equals feeding it whole")
+{
+    const std::string_view wires[] = {
+        chunked_post,
+        "\r\nPOST /update/ HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd",
+        "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    };
+    for (std::string_view wire : wires) {
+        CAPTURE(wire);
+        RequestParser whole;
+        std::vector<char> whole_buffer = test::bytes(wire);
+        REQUIRE(whole.parse(whole_buffer) == State::done);
+
+        RequestParser split;
+        std::vector<char> split_buffer;
+        REQUIRE(test::feed_bytewise(split, wire, split_buffer) == State::done);
+        CHECK(split_buffer.size() == wire.size());
+
+        const http::Request& a = whole.request();
+        const http::Request& b = split.request();
+        CHECK(a.method == b.method);
+        CHECK(a.method_text == b.method_text);
+        CHECK(a.target == b.target);
+        CHECK(a.path == b.path);
+        CHECK(a.query == b.query);
+        CHECK(a.version_minor == b.version_minor);
+        CHECK(a.body == b.body);
+        CHECK(a.keep_alive == b.keep_alive);
+        CHECK(whole.consumed() == split.consumed());
+        REQUIRE(a.headers.size() == b.headers.size());
+        for (std::size_t i = 0; i < a.headers.size(); ++i) {
+            CHECK(a.headers[i].name == b.headers[i].name);
+            CHECK(a.headers[i].value == b.headers[i].value);
+            CHECK(b.headers[i].name.data() >= split_buffer.data());
+            CHECK(b.headers[i].value.data() + b.headers[i].value.size() <=
+                  split_buffer.data() + split_buffer.size());
+        }
+        CHECK(b.target.data() >= split_buffer.data());
+        CHECK(b.body.data() + b.body.size() <= split_buffer.data() + split_buffer.size());
+    }
+}
+
+TEST_CASE("a chunked request split at any point parses the same")
+{
+    for (std::size_t cut = 0; cut <= chunked_post.size(); ++cut) {
+        CAPTURE(cut);
+        RequestParser parser;
+        std::vector<char> buffer = test::bytes(chunked_post.substr(0, cut));
+        const State first = parser.parse(buffer);
+        REQUIRE(first == (cut == chunked_post.size() ? State::done : State::need_more));
+        // The caller appends the rest after whatever the parser did to the first part.
+        buffer.insert(buffer.end(), chunked_post.begin() + static_cast<std::ptrdiff_t>(cut),
+                      chunked_post.end());
+        REQUIRE(parser.parse(buffer) == State::done);
+        CHECK(parser.request().body == "hello, 0123456\r\n");
+        CHECK(parser.consumed() == chunked_post.size());
+    }
+}
+
+TEST_CASE("pipelined requests are parsed one after the other from one buffer")
+{
+    const std::string first = with_host("Content-Length: 3\r\n", "abc");
+    const std::string second = "GET /two HTTP/1.1\r\nHost: h\r\n\r\n";
+    const std::string third = "GET /three HTTP/1.1\r\nHost: h\r\n";  // incomplete
+    std::vector<char> buffer = test::bytes(first + second + third);
+    RequestParser parser;
+    REQUIRE(parser.parse(buffer) == State::done);
+    CHECK(parser.request().body == "abc");
+    REQUIRE(parser.consumed() == first.size());
+
+    buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(parser.consumed()));
+    parser.reset();
+    REQUIRE(parser.parse(buffer) == State::done);
+    CHECK(parser.request().target == "/two");
+    REQUIRE(parser.consumed() == second.size());
+
+    buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(parser.consumed()));
+    parser.reset();
+    CHECK(parser.parse(buffer) == State::need_more);
+    CHECK(!parser.headers_complete());
+}
+
+TEST_CASE("up to 8 empty lines before the request line are skipped")
+{
+    CHECK(error_of("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n") == Errc::ok);
+    CHECK(error_of("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n") ==
+          Errc::bad_request);
+}
+
+TEST_CASE("keep-alive defaults to on in HTTP/1.1 and off in HTTP/1.0")
+{
+    struct Case {
+        std::string_view wire;
+        bool keep_alive;
+    };
+    const Case cases[] = {
+        {"GET / HTTP/1.1\r\nHost: h\r\n\r\n", true},
+        {"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Close\r\n\r\n", false},
+        {"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\n\r\n", false},
+        {"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", true},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", false},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.wire);
+        RequestParser parser;
+        std::vector<char> buffer = test::bytes(c.wire);
+        REQUIRE(parser.parse(buffer) == State::done);
+        CHECK(parser.request().keep_alive == c.keep_alive);
+    }
+}
+
+TEST_CASE("Expect: 100-continue is visible once the head is complete, before the body")
+{
+    RequestParser parser;
+    std::vector<char> buffer =
+        test::bytes(with_host("Expect: 100-Continue\r\nContent-Length: 3\r\n"));
+    REQUIRE(parser.parse(buffer) == State::need_more);
+    REQUIRE(parser.headers_complete());
+    CHECK(parser.request().expect_continue);
+    CHECK(parser.request().header("content-length") == "3");
+    CHECK(parser.body_bytes_expected() == 3);
+    buffer.insert(buffer.end(), {'a', 'b', 'c'});
+    REQUIRE(parser.parse(buffer) == State::done);
+    CHECK(parser.request().body == "abc");
+
+    SUBCASE("and ignored in HTTP/1.0") {
+        RequestParser old;
+        std::vector<char> b = test::bytes("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n");
+        REQUIRE(old.parse(b) == State::done);
+        CHECK(!old.request().expect_continue);
+    }
+}
+
+TEST_CASE("identical duplicate Content-Lengths are accepted")
+{
+    CHECK(body_of(with_host("Content-Length: 2\r\nContent-Length: 2\r\n", "ok")) == "ok");
+}
+
+TEST_CASE("malformed requests are rejected with 400")
+{
+    const std::string_view cases[] = {
+        // framing ambiguities
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1,1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551616\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        // header syntax
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n folded\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\tfolded\r\n\r\n",
+        "GET / HTTP/1.1\r\n Host: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost : h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost\t: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x01z\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x7fz\r\n\r\n",
+        std::string_view("GET / HTTP/1.1\r\nHost: h\r\nX-A: a\0b\r\n\r\n", 37),
+        std::string_view("GET / HTTP/1.1\r\nHost: h\r\nX-\0: ab\r\n\r\n", 36),
+        "GET / HTTP/1.1\r\nHost: h\r\nX@Y: 1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n: 1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nNoColon\r\n\r\n",
+        "GET / HTTP/1.1\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\n\n",
+        // request line
+        "GE(T / HTTP/1.1\r\nHost: h\r\n\r\n",
+        std::string_view("G\0T / HTTP/1.1\r\nHost: h\r\n\r\n", 27),
+        std::string_view("GET /\0 HTTP/1.1\r\nHost: h\r\n\r\n", 28),
+        "GET /\r HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /a\x01 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.2\r\nHost: h\r\n\r\n",
+        "GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+        "GET / http/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1 \r\nHost: h\r\n\r\n",
+        "GET /a b HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /\r\nHost: h\r\n\r\n",
+        "GET\r\n\r\n",
+        " GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET / HTTP/1.1\r\n\r\n",                        // no Host in 1.1
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",   // two Hosts
+        "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n",
+        // chunk framing
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n;ext\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3x\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;a\x01\r\nabc\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\rX",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad Trailer: x\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n",
+    };
+    for (std::string_view wire : cases) {
+        CAPTURE(wire);
+        CHECK(error_of(wire) == Errc::bad_request);
+    }
+}
+
+TEST_CASE("an error is final until reset")
+{
+    RequestParser parser;
+    std::vector<char> buffer = test::bytes("GET / HTTP/9.9\r\n");
+    REQUIRE(parser.parse(buffer) == State::error);
+    buffer = test::bytes("GET / HTTP/9.9\r\nHost: h\r\n\r\n");
+    CHECK(parser.parse(buffer) == State::error);
+    CHECK(parser.error() == Errc::bad_request);
+    parser.reset();
+    buffer = test::bytes("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    CHECK(parser.parse(buffer) == State::done);
+    CHECK(parser.error() == Errc::ok);
+}
+
+TEST_CASE("the request line and target limits hold exactly")
+{
+    SUBCASE("request line: 414 one byte over, also before its end arrives") {
+        Limits limits;
+        limits.max_request_line = 100;
+        // "GET " + target + " HTTP/1.1" is 13 bytes plus the target.
+        const std::string at_limit = "GET /" + std::string(86, 'a') + " HTTP/1.1";
+        REQUIRE(at_limit.size() == 100);
+        CHECK(error_of(at_limit + "\r\nHost: h\r\n\r\n", limits) == Errc::ok);
+        const std::string over = "GET /" + std::string(87, 'a') + " HTTP/1.1";
+        CHECK(error_of(over + "\r\nHost: h\r\n\r\n", limits) == Errc::uri_too_long);
+        CHECK(error_of(at_limit + "\r", limits) == Errc::ok);  // incomplete, still possible
+        CHECK(error_of(over + "\r", limits) == Errc::uri_too_long);
+    }
+    SUBCASE("target: 414 one byte over") {
+        Limits limits;
+        limits.max_uri = 50;
+        CHECK(error_of("GET /" + std::string(49, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", limits) ==
+              Errc::ok);
+        CHECK(error_of("GET /" + std::string(50, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", limits) ==
+              Errc::uri_too_long);
+    }
+}
+
+TEST_CASE("the header limits hold exactly")
+{
+    SUBCASE("header bytes: 431 one byte over, also before the head ends") {
+        Limits limits;
+        limits.max_header_bytes = 64;
+        // "Host: h\r\n" is 9 bytes, "X: " + value + "\r\n" is 5 plus the value.
+        const std::string at_limit = "Host: h\r\nX: " + std::string(50, 'v') + "\r\n";
+        REQUIRE(at_limit.size() == 64);
+        CHECK(error_of("GET / HTTP/1.1\r\n" + at_limit + "\r\n", limits) == Errc::ok);
+        const std::string over = "Host: h\r\nX: " + std::string(51, 'v') + "\r\n";
+        CHECK(error_of("GET / HTTP/1.1\r\n" + over + "\r\n", limits) == Errc::header_too_large);
+        CHECK(error_of("GET / HTTP/1.1\r\n" + at_limit + "\r", limits) == Errc::ok);
+        CHECK(error_of("GET / HTTP/1.1\r\n" + at_limit + "Y", limits) == Errc::header_too_large);
+        CHECK(error_of("GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(80, 'v'), limits) ==
+              Errc::header_too_large);
+    }
+    SUBCASE("header count: 431 one header over") {
+        Limits limits;
+        limits.max_headers = 3;
+        CHECK(error_of("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n", limits) == Errc::ok);
+        CHECK(error_of("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits) ==
+              Errc::header_too_large);
+    }
+    SUBCASE("the default header count is 100") {
+        std::string head = "GET / HTTP/1.1\r\nHost: h\r\n";
+        for (int i = 0; i < 99; ++i)
+            head += "X: 1\r\n";
+        CHECK(error_of(head + "\r\n") == Errc::ok);
+        CHECK(error_of(head + "X: 1\r\n\r\n") == Errc::header_too_large);
+    }
+    SUBCASE("trailers have their own header byte budget") {
+        Limits limits;
+        limits.max_header_bytes = 40;
+        // The head uses 37 of its 40 bytes.
+        const std::string head =
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+        CHECK(error_of(head + "T: " + std::string(35, 't') + "\r\n\r\n", limits) == Errc::ok);
+        CHECK(error_of(head + "T: " + std::string(36, 't') + "\r\n\r\n", limits) ==
+              Errc::header_too_large);
+    }
+}
+
+TEST_CASE("the body limit holds exactly and is decided before the body arrives")
+{
+    Limits limits;
+    limits.max_body = 10;
+    CHECK(body_of(with_host("Content-Length: 10\r\n", "0123456789"), limits) == "0123456789");
+    CHECK(error_of(with_host("Content-Length: 11\r\n"), limits) == Errc::body_too_large);
+
+    const std::string chunked = with_host("Transfer-Encoding: chunked\r\n");
+    CHECK(body_of(chunked + "5\r\n01234\r\n5\r\n56789\r\n0\r\n\r\n", limits) == "0123456789");
+    CHECK(error_of(chunked + "5\r\n01234\r\n6\r\n", limits) == Errc::body_too_large);
+    CHECK(error_of(chunked + "ffffffffffffffff\r\n", limits) == Errc::body_too_large);
+}
+
+TEST_CASE("chunk framing far beyond the body is refused")
+{
+    Limits limits;
+    limits.max_body = 1024;
+    std::string wire = with_host("Transfer-Encoding: chunked\r\n");
+    // Each one-byte chunk carries a long extension: little body, a lot of framing.
+    const std::string chunk = "1;" + std::string(900, 'e') + "\r\nx\r\n";
+    for (int i = 0; i < 100; ++i)
+        wire += chunk;
+    CHECK(error_of(wire, limits) == Errc::body_too_large);
+    CHECK(wire.size() < limits.max_message_bytes());
+}

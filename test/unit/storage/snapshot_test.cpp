@@ -1,0 +1,162 @@
+#include "storage/snapshot.hpp"
+
+#include "support.hpp"
+
+#include <doctest/doctest.h>
+
+#include <bit>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace {
+
+using core::Errc;
+using core::Kind;
+using core::OwnedMetric;
+using storage::SnapshotFile;
+
+std::vector<OwnedMetric> sample()
+{
+    return {
+        {"Alloc", Kind::gauge, 123456.7, 0},
+        {"PollCount", Kind::counter, 0, 42},
+        {"denormal", Kind::gauge, std::numeric_limits<double>::denorm_min(), 0},
+        {"huge", Kind::gauge, 1.7976931348623157e308, 0},
+        {"max", Kind::counter, 0, std::numeric_limits<std::int64_t>::max()},
+        {"min", Kind::counter, 0, std::numeric_limits<std::int64_t>::min()},
+        {"negative-zero", Kind::gauge, -0.0, 0},
+        {"quote\"back\\slash", Kind::gauge, 0.1, 0},
+        {"tenth", Kind::gauge, 0.1 + 0.2, 0},
+        {"\xc3\xbcnicode", Kind::counter, 0, -7},
+    };
+}
+
+}  // namespace
+
+TEST_CASE("a snapshot round trip keeps every metric, gauges bit-exact")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    const auto metrics = sample();
+    REQUIRE(file.write(metrics));
+    auto loaded = file.load();
+    REQUIRE(loaded);
+    REQUIRE(loaded->size() == metrics.size());
+    for (std::size_t i = 0; i < metrics.size(); ++i) {
+        CAPTURE(metrics[i].id);
+        CHECK((*loaded)[i].id == metrics[i].id);
+        CHECK((*loaded)[i].kind == metrics[i].kind);
+        CHECK(std::bit_cast<std::uint64_t>((*loaded)[i].value) == std::bit_cast<std::uint64_t>(metrics[i].value));
+        CHECK((*loaded)[i].delta == metrics[i].delta);
+    }
+}
+
+TEST_CASE("a snapshot file is the JSON array of POST /updates/")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    REQUIRE(file.write(std::vector<OwnedMetric>{{"c", Kind::counter, 0, 3}, {"g", Kind::gauge, 1.5, 0}}));
+    CHECK(test::read_file(file.path()) ==
+          R"([{"id":"c","type":"counter","delta":3},{"id":"g","type":"gauge","value":1.5}])");
+}
+
+TEST_CASE("a missing snapshot file is an empty store")
+{
+    test::TempDir dir;
+    auto loaded = SnapshotFile{dir.file("absent.json")}.load();
+    REQUIRE(loaded);
+    CHECK(loaded->empty());
+}
+
+TEST_CASE("an empty file or an empty array is an empty store")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    for (const char* body : {"", "[]", " [ ] \n", "\n"}) {
+        CAPTURE(body);
+        test::write_file(file.path(), body);
+        auto loaded = file.load();
+        REQUIRE(loaded);
+        CHECK(loaded->empty());
+    }
+    SUBCASE("and writing an empty store gives []") {
+        REQUIRE(file.write({}));
+        CHECK(test::read_file(file.path()) == "[]");
+    }
+}
+
+TEST_CASE("a corrupt snapshot is refused")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    for (const char* body : {
+             "garbage",
+             R"([{"id":"c","type":"counter","delta":3})",              // truncated
+             R"({"id":"c","type":"counter","delta":3})",               // not an array
+             R"([{"id":"c","type":"counter","delta":3}] trailing)",    // trailing bytes
+             R"([{"id":"has space","type":"gauge","value":1}])",       // invalid name
+             R"([{"id":"","type":"gauge","value":1}])",                // empty name
+             R"([{"id":"c","type":"counter","delta":1.5}])",           // fractional counter
+             R"([{"id":"g","type":"gauge","value":1e999}])",           // infinite gauge
+             R"([{"id":"g","type":"histogram","value":1}])",           // unknown kind
+             "\x1f\x8b\x08\x00",                                       // gzip, not JSON
+         }) {
+        CAPTURE(body);
+        test::write_file(file.path(), body);
+        CHECK(file.load().error() == Errc::corrupt_snapshot);
+    }
+    SUBCASE("a directory at the path is unreadable, hence corrupt") {
+        std::filesystem::create_directory(dir.file("isdir"));
+        CHECK(SnapshotFile{dir.file("isdir")}.load().error() == Errc::corrupt_snapshot);
+    }
+}
+
+TEST_CASE("a repeated metric in a snapshot is kept in order")
+{
+    auto parsed = storage::parse_snapshot(
+        R"([{"id":"a\u00ff","type":"counter","delta":1},{"id":"a\u00ff","type":"counter","delta":2}])");
+    REQUIRE(parsed);
+    CHECK(*parsed == std::vector<OwnedMetric>{{"a\xc3\xbf", Kind::counter, 0, 1}, {"a\xc3\xbf", Kind::counter, 0, 2}});
+}
+
+TEST_CASE("writing a snapshot leaves no temporary file behind")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    REQUIRE(file.write(sample()));
+    REQUIRE(file.write(sample()));
+    CHECK(std::filesystem::exists(file.path()));
+    CHECK_FALSE(std::filesystem::exists(file.path() + ".tmp"));
+}
+
+TEST_CASE("a failed write keeps the old snapshot")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    const std::vector<OwnedMetric> old{{"kept", Kind::gauge, 1, 0}};
+    REQUIRE(file.write(old));
+
+    SUBCASE("the temporary file cannot be created") {
+        // A directory in its place: opening it for writing fails even for root.
+        std::filesystem::create_directory(file.path() + ".tmp");
+        CHECK(file.write(sample()).error() == Errc::io_error);
+        CHECK(*file.load() == old);
+    }
+    SUBCASE("the directory does not exist") {
+        SnapshotFile nowhere{dir.file("missing/db.json")};
+        CHECK(nowhere.write(sample()).error() == Errc::io_error);
+        CHECK_FALSE(std::filesystem::exists(dir.file("missing")));
+    }
+}
+
+TEST_CASE("a snapshot file over the size limit is refused without reading it")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    test::write_file(file.path(), "[]");
+    std::filesystem::resize_file(file.path(), storage::max_snapshot_bytes + 1);  // sparse: no disk used
+    CHECK(file.load().error() == Errc::corrupt_snapshot);
+}
