@@ -58,7 +58,7 @@ import json, sys
 base_path, result_path, plot = sys.argv[1], sys.argv[2], sys.argv[3]
 
 def means(path):
-    """name -> (real_time ns, allocs/iter, bytes/iter) from the mean aggregates, or the single run."""
+    """name -> (real ns, allocs/iter, bytes/iter, CPU ns) from the mean aggregates, or the single run."""
     out = {}
     scale = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9}
     for b in json.load(open(path))["benchmarks"]:
@@ -66,7 +66,8 @@ def means(path):
         if not (b.get("aggregate_name") == "mean" or single):
             continue
         name = b.get("run_name", b["name"])
-        out[name] = (b["real_time"] * scale[b.get("time_unit", "ns")], b.get("allocs/iter"), b.get("bytes/iter"))
+        unit = scale[b.get("time_unit", "ns")]
+        out[name] = (b["real_time"] * unit, b.get("allocs/iter"), b.get("bytes/iter"), b["cpu_time"] * unit)
     return out
 
 base, result = means(base_path), means(result_path)
@@ -82,8 +83,10 @@ def cell(a, b):
 print(f"{'benchmark':60} {'allocs/iter':^31} {'bytes/iter':^31}")
 for n in names:
     print(f"{n:60} {cell(base[n][1], result[n][1]):31} {cell(base[n][2], result[n][2]):31}")
-for n in sorted(set(base) ^ set(result)):
-    print(f"{n:60} only in {'base' if n in base else 'result'}")
+for side, only in (("base", sorted(set(base) - set(result))), ("result", sorted(set(result) - set(base)))):
+    if only:
+        shown = ", ".join(only[:4]) + (", ..." if len(only) > 4 else "")
+        print(f"{len(only)} benchmarks only in {side} (not compared): {shown}")
 
 if plot:
     import matplotlib
@@ -93,7 +96,8 @@ if plot:
     def rel(a, b):
         return 100.0 * (b - a) / a if a else 0.0
 
-    time = [rel(base[n][0], result[n][0]) for n in names]
+    # CPU time: on a shared machine wall time mostly measures the neighbours.
+    time = [rel(base[n][3], result[n][3]) for n in names]
     def alloc_change(a, b):
         # The same noise rule as the table: warm-up allocations are not a change.
         if a is None or b is None or round(a, 2) == round(b, 2) or a < 0.01:
@@ -102,7 +106,7 @@ if plot:
 
     allocs = [alloc_change(base[n][1], result[n][1]) for n in names]
     fig, axes = plt.subplots(1, 2, figsize=(14, max(4, 0.28 * len(names) + 1.5)), sharey=True)
-    for ax, values, title in ((axes[0], time, "real time per iteration, % change"),
+    for ax, values, title in ((axes[0], time, "CPU time per iteration, % change"),
                               (axes[1], allocs, "allocations per iteration, % change")):
         colors = ["tab:green" if v < 0 else "tab:red" for v in values]
         ax.barh(range(len(names)), values, color=colors)
@@ -124,9 +128,18 @@ if [[ $heap == 1 ]]; then
     result_heap=$(heap_file "${positional[1]}")
     echo
     if [[ -n $base_heap && -n $result_heap ]]; then
-        echo "== heap profile of the server workload: result minus base (heaptrack_print --diff)"
-        heaptrack_print -f "$result_heap" -d "$base_heap" --print-peaks=0 --print-temporary=0 -n 5 2>/dev/null |
-            grep -v '^$' | tail -n 40
+        echo "== heap profile of the server workload (heaptrack)"
+        totals='^(calls to allocation functions|temporary memory allocations|peak heap memory consumption):'
+        for f in "$base_heap" "$result_heap"; do
+            echo "${f#"$root"/}:"
+            heaptrack_print -f "$f" --print-peaks=0 --print-allocators=0 --print-temporary=0 2>/dev/null |
+                grep -E "$totals" | sed 's/^/    /'
+        done
+        echo "result minus base, the call sites whose allocation counts changed most (heaptrack_print --diff):"
+        heaptrack_print -f "$result_heap" -d "$base_heap" --print-peaks=0 --print-temporary=0 -n 5 -s 1 2>/dev/null |
+            awk '/^MOST CALLS/ { p = 1 } /^(PEAK|MOST TEMPORARY|MOST MEMORY|total runtime)/ { p = 0 } p && NF' | head -n 60
+        heaptrack_print -f "$result_heap" -d "$base_heap" --print-peaks=0 --print-allocators=0 --print-temporary=0 \
+            2>/dev/null | grep -E "$totals" | sed 's/^/net: /'
     else
         echo "== no heap profiles for both ${positional[0]} and ${positional[1]} (profiles/NAME.heaptrack.zst)"
     fi

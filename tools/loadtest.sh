@@ -52,7 +52,8 @@ if [[ ! -x $server_bin || ! -x $trivial_bin ]]; then
         (cd "$root" && meson setup "$build_dir" --wrap-mode=nodownload --buildtype=release -Dbenchmarks=enabled >/dev/null)
     fi
     echo "loadtest: building metrics-server and trivial-server in $build_dir" >&2
-    ninja -C "$build_dir" -j2 src/server/metrics-server bench/trivial-server >/dev/null
+    ninja -C "$build_dir" -j2 src/server/metrics-server bench/trivial-server | grep -E 'error|FAILED' >&2 || true
+    [[ -x $server_bin && -x $trivial_bin ]] || { echo "loadtest: the build failed" >&2; exit 1; }
 fi
 
 work=$(mktemp -d)

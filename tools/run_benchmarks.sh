@@ -45,7 +45,12 @@ targets=()
 [[ ${SKIP_HEAP:-0} == 1 ]] || targets+=(src/server/metrics-server)
 for b in "${benches[@]}"; do targets+=("$(realpath --relative-to="$build_dir" "${b#* }")"); done
 echo "run_benchmarks: building ${targets[*]} in ${build_dir#"$root"/}" >&2
-ninja -C "$build_dir" -j2 "${targets[@]}" >/dev/null
+if ! ninja -C "$build_dir" -j2 "${targets[@]}" >"$profiles/$name.build.log" 2>&1; then
+    grep -E 'error|FAILED' "$profiles/$name.build.log" | head -20 >&2
+    echo "run_benchmarks: the build failed (profiles/$name.build.log)" >&2
+    exit 1
+fi
+rm -f "$profiles/$name.build.log"
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 args=(--benchmark_repetitions="$repetitions" --benchmark_display_aggregates_only=true

@@ -273,13 +273,15 @@ std::optional<Options::Exit> Options::read_config_file(const std::string& path)
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> f{std::fopen(path.c_str(), "rb"), &std::fclose};
     if (!f)
         return fail_file(std::strerror(errno));
-    std::string text(max_config_file_bytes + 1, '\0');
-    const std::size_t n = std::fread(text.data(), 1, text.size(), f.get());
+    std::string text;
+    char chunk[16384];
+    while (std::size_t n = std::fread(chunk, 1, sizeof chunk, f.get())) {
+        text.append(chunk, n);
+        if (text.size() > max_config_file_bytes)
+            return fail_file(fmt::format("larger than {} bytes", max_config_file_bytes));
+    }
     if (std::ferror(f.get()))
         return fail_file(std::strerror(errno));
-    if (n > max_config_file_bytes)
-        return fail_file(fmt::format("larger than {} bytes", max_config_file_bytes));
-    text.resize(n);
 
     simdjson::dom::parser parser;
     simdjson::dom::object object;

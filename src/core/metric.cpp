@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <simdjson.h>
+
 namespace core {
 
 Result<Kind> parse_kind(std::string_view s) noexcept
@@ -20,7 +22,8 @@ bool valid_name(std::string_view name) noexcept
     for (unsigned char c : name)
         if (c <= 0x20 || c == 0x7f || c == '/')
             return false;
-    return true;
+    // JSON (responses, snapshots) can only carry UTF-8 names faithfully.
+    return simdjson::validate_utf8(name.data(), name.size());
 }
 
 Result<void> validate(const Metric& m) noexcept

@@ -16,7 +16,7 @@ Result<Kind> parse_kind(std::string_view s) noexcept;
 
 constexpr std::size_t max_name_bytes = 255;
 
-/// 1..255 bytes, no control characters (< 0x20, 0x7f), no whitespace, no '/'.
+/// 1..255 bytes of valid UTF-8, no control characters (< 0x20, 0x7f), no space, no '/'.
 bool valid_name(std::string_view name) noexcept;
 
 /// One metric as it travels through parsing, storage and responses.

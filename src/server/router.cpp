@@ -269,7 +269,9 @@ core::awaitable<void> Router::prometheus(Exchange& ex) const
 
 core::awaitable<void> Router::ping(Exchange& ex) const
 {
-    if (co_await storage_.ping())
+    // Not `if (co_await ...)`: GCC 12 miscompiles a co_await in an if condition (ud2).
+    const bool healthy = co_await storage_.ping();
+    if (healthy)
         ex.response.text("OK");
     else
         ex.response.fail(500, "storage unavailable");

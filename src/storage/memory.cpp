@@ -88,20 +88,20 @@ Result<Metric> MemoryStorage::apply(const Metric& update)
     std::lock_guard lock{s.mutex};
     if (update.kind == Kind::gauge) {
         if (auto it = s.gauges.find(k); it != s.gauges.end())
-            it->second = update.value;
+            (*it)->value = update.value;
         else
-            s.gauges.emplace(std::string{update.id}, update.value);
+            s.gauges.insert(Entry<double>::make(update.id, update.value));
         return Metric::gauge(update.id, update.value);
     }
     auto it = s.counters.find(k);
     if (it == s.counters.end()) {
-        s.counters.emplace(std::string{update.id}, update.delta);
+        s.counters.insert(Entry<std::int64_t>::make(update.id, update.delta));
         return Metric::counter(update.id, update.delta);
     }
-    const Result<std::int64_t> total = core::add_counter(it->second, update.delta);
+    const Result<std::int64_t> total = core::add_counter((*it)->value, update.delta);
     if (!total)
         return total.error();
-    it->second = *total;
+    (*it)->value = *total;
     return Metric::counter(update.id, *total);
 }
 
@@ -168,24 +168,24 @@ Result<void> MemoryStorage::apply_batch(std::span<const Metric> batch, std::vect
             Metric after;
             if (m.kind == Kind::gauge) {
                 if (auto it = s.gauges.find(k); it != s.gauges.end()) {
-                    undo.push_back({i, false, &it->second, nullptr, it->second, 0});
-                    it->second = m.value;
+                    undo.push_back({i, false, &(*it)->value, nullptr, (*it)->value, 0});
+                    (*it)->value = m.value;
                 } else {
-                    s.gauges.emplace(std::string{m.id}, m.value);
+                    s.gauges.insert(Entry<double>::make(m.id, m.value));
                     undo.push_back({i, true, nullptr, nullptr, 0, 0});
                 }
                 after = Metric::gauge(m.id, m.value);
             } else if (auto it = s.counters.find(k); it != s.counters.end()) {
-                const Result<std::int64_t> total = core::add_counter(it->second, m.delta);
+                const Result<std::int64_t> total = core::add_counter((*it)->value, m.delta);
                 if (!total) {
                     rollback();
                     return total.error();
                 }
-                undo.push_back({i, false, nullptr, &it->second, 0, it->second});
-                it->second = *total;
+                undo.push_back({i, false, nullptr, &(*it)->value, 0, (*it)->value});
+                (*it)->value = *total;
                 after = Metric::counter(m.id, *total);
             } else {
-                s.counters.emplace(std::string{m.id}, m.delta);
+                s.counters.insert(Entry<std::int64_t>::make(m.id, m.delta));
                 undo.push_back({i, true, nullptr, nullptr, 0, 0});
                 after = Metric::counter(m.id, m.delta);
             }
@@ -208,12 +208,12 @@ Result<Metric> MemoryStorage::get(Kind kind, std::string_view id) const
         auto it = s.gauges.find(k);
         if (it == s.gauges.end())
             return Errc::not_found;
-        return Metric::gauge(id, it->second);
+        return Metric::gauge(id, (*it)->value);
     }
     auto it = s.counters.find(k);
     if (it == s.counters.end())
         return Errc::not_found;
-    return Metric::counter(id, it->second);
+    return Metric::counter(id, (*it)->value);
 }
 
 std::vector<OwnedMetric> MemoryStorage::list() const
@@ -225,10 +225,10 @@ std::vector<OwnedMetric> MemoryStorage::list() const
             const Shard& s = shards_[i];
             std::lock_guard lock{s.mutex};
             out.reserve(out.size() + s.gauges.size() + s.counters.size());
-            for (const auto& [id, v] : s.gauges)
-                out.push_back({id, Kind::gauge, v, 0});
-            for (const auto& [id, d] : s.counters)
-                out.push_back({id, Kind::counter, 0, d});
+            for (const auto& e : s.gauges)
+                out.push_back({std::string{e->name()}, Kind::gauge, e->value, 0});
+            for (const auto& e : s.counters)
+                out.push_back({std::string{e->name()}, Kind::counter, 0, e->value});
         }
     }
     std::sort(out.begin(), out.end(), [](const OwnedMetric& a, const OwnedMetric& b) {
@@ -268,10 +268,16 @@ void MemoryStorage::restore(std::span<const OwnedMetric> metrics)
         const Key k = key(m.id);
         Shard& s = shard(k);
         std::lock_guard lock{s.mutex};
-        if (m.kind == Kind::gauge)
-            s.gauges.insert_or_assign(m.id, m.value);
-        else
-            s.counters.insert_or_assign(m.id, m.delta);
+        if (m.kind == Kind::gauge) {
+            if (auto it = s.gauges.find(k); it != s.gauges.end())
+                (*it)->value = m.value;
+            else
+                s.gauges.insert(Entry<double>::make(m.id, m.value));
+        } else if (auto it = s.counters.find(k); it != s.counters.end()) {
+            (*it)->value = m.delta;
+        } else {
+            s.counters.insert(Entry<std::int64_t>::make(m.id, m.delta));
+        }
     }
 }
 

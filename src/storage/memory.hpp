@@ -3,15 +3,17 @@
 #include "storage/storage.hpp"
 
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace storage {
@@ -100,29 +102,63 @@ public:
     std::int64_t counter(std::string_view id) const;
 
 private:
-    /// A name with its hash computed once: finds with it do not hash again (see KeyHash).
+    /// A name with its hash computed once: finds with it do not hash again (see Hash).
     struct Key {
         std::string_view name;
         std::size_t hash;
     };
-    struct KeyHash {
-        using is_transparent = void;
-        std::size_t operator()(const Key& k) const noexcept { return k.hash; }
-        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-    };
-    struct KeyEqual {
-        using is_transparent = void;
-        bool operator()(const Key& a, const std::string& b) const noexcept { return a.name == b; }
-        bool operator()(const std::string& a, const Key& b) const noexcept { return a == b.name; }
-        bool operator()(const std::string& a, const std::string& b) const noexcept { return a == b; }
-    };
-    // Memory per metric (libstdc++, x86-64): a node holds the next pointer (8), the key
-    // std::string (32, names up to 15 bytes inline), the value (8) and the cached hash (8, kept
-    // because KeyHash is not a "fast" hash): 56 bytes, a 64-byte malloc chunk; plus 8 to 16 bytes
-    // of bucket array (load factor 0.5..1). About 72-80 bytes, and a name longer than 15 bytes
-    // adds its own chunk (name + 1 rounded up to 16, at least 32): within 96 beyond the name.
+
+    /// One metric: the value, then the name's bytes, in a single allocation.
     template <class V>
-    using Map = std::unordered_map<std::string, V, KeyHash, KeyEqual>;
+    class Entry {
+    public:
+        V value;
+
+        std::string_view name() const noexcept { return {reinterpret_cast<const char*>(this + 1), size_}; }
+
+        struct Free {
+            void operator()(Entry* e) const noexcept { ::operator delete(e); }
+        };
+        using Ptr = std::unique_ptr<Entry, Free>;
+
+        static Ptr make(std::string_view name, V value)
+        {
+            Ptr e{static_cast<Entry*>(::operator new(sizeof(Entry) + name.size()))};
+            e->value = value;
+            e->size_ = static_cast<std::uint32_t>(name.size());
+            std::memcpy(e.get() + 1, name.data(), name.size());
+            return e;
+        }
+
+    private:
+        std::uint32_t size_;
+    };
+
+    struct Hash {
+        using is_transparent = void;
+        static std::size_t of(std::string_view name) noexcept { return std::hash<std::string_view>{}(name); }
+        std::size_t operator()(const Key& k) const noexcept { return k.hash; }
+        std::size_t operator()(const Entry<double>::Ptr& e) const noexcept { return of(e->name()); }
+        std::size_t operator()(const Entry<std::int64_t>::Ptr& e) const noexcept { return of(e->name()); }
+    };
+    struct Equal {
+        using is_transparent = void;
+        template <class P>
+        bool operator()(const Key& k, const P& e) const noexcept { return k.name == e->name(); }
+        template <class P>
+        bool operator()(const P& e, const Key& k) const noexcept { return k.name == e->name(); }
+        template <class P>
+        bool operator()(const P& a, const P& b) const noexcept { return a->name() == b->name(); }
+    };
+
+    // Memory per metric (libstdc++, glibc malloc, x86-64): the set node holds the next pointer,
+    // the entry pointer and the cached hash (kept because Hash is not a "fast" hash): 24 bytes,
+    // a 32-byte chunk; the entry is 16 bytes plus the name, a 48-byte chunk for names up to 24
+    // bytes; the bucket array adds 8 to 16 (load factor 0.5..1). About 90 bytes with a 24-byte
+    // name, 66 beyond it. (std::unordered_map<std::string, V> took about 99 beyond: a 64-byte
+    // node with a 32-byte std::string, plus a second chunk for names over 15 bytes.)
+    template <class V>
+    using Map = std::unordered_set<typename Entry<V>::Ptr, Hash, Equal>;
 
     /// One lock stripe; cache-line aligned so that neighbouring locks do not false-share.
     struct alignas(64) Shard {
@@ -131,7 +167,7 @@ private:
         Map<std::int64_t> counters;
     };
 
-    static Key key(std::string_view name) noexcept { return {name, KeyHash{}(name)}; }
+    static Key key(std::string_view name) noexcept { return {name, Hash::of(name)}; }
     Shard& shard(const Key& k) const noexcept { return shards_[k.hash & mask_]; }
 
     std::size_t mask_;

@@ -41,15 +41,26 @@ public:
     const std::vector<Seen>& seen() const { return seen_; }
     int connections() const { return connections_; }
 
-    asio::awaitable<void> serve()
+    /// Serves until `stop`.
+    void start()
     {
-        for (;;) {
-            auto [ec, socket] = co_await acceptor_.async_accept(core::use_nothrow_awaitable);
-            if (ec)
-                co_return;
-            ++connections_;
-            socket_ = std::move(socket);
-            co_await serve_connection();
+        asio::co_spawn(acceptor_.get_executor(), serve(), [this](std::exception_ptr e) {
+            finished_ = true;
+            stopped_signal_.cancel();
+            if (e)
+                std::rethrow_exception(e);
+        });
+    }
+
+    /// Closes the listener and the connection, and waits until the serving coroutine has ended
+    /// (it refers to this object).
+    asio::awaitable<void> stop()
+    {
+        acceptor_.close();
+        socket_.close();
+        while (!finished_) {
+            stopped_signal_.expires_at(std::chrono::steady_clock::time_point::max());
+            co_await stopped_signal_.async_wait(core::use_nothrow_awaitable);
         }
     }
 
@@ -62,13 +73,19 @@ public:
         }
     }
 
-    void stop()
+private:
+    asio::awaitable<void> serve()
     {
-        acceptor_.close();
-        socket_.close();
+        for (;;) {
+            auto [ec, socket] = co_await acceptor_.async_accept(core::use_nothrow_awaitable);
+            if (ec)
+                co_return;
+            ++connections_;
+            socket_ = std::move(socket);
+            co_await serve_connection();
+        }
     }
 
-private:
     asio::awaitable<void> serve_connection()
     {
         std::vector<char> in(64 * 1024);
@@ -110,6 +127,8 @@ private:
     std::vector<int> statuses_;
     std::vector<Seen> seen_;
     asio::steady_timer seen_signal_;
+    asio::steady_timer stopped_signal_{acceptor_.get_executor()};
+    bool finished_ = false;
     int connections_ = 0;
 };
 
@@ -148,13 +167,13 @@ asio::awaitable<void> post_gzipped_signed_with_address()
 {
     auto ex = co_await asio::this_coro::executor;
     Peer peer{ex, {}};
-    asio::co_spawn(ex, peer.serve(), asio::detached);
+    peer.start();
     agent::Sender sender{ex, options_for(peer.port(), "secret")};
     const agent::Batch batch = make_batch(1);
 
     CHECK(co_await sender.deliver(batch));
     CHECK(co_await sender.deliver(make_batch(2)));
-    peer.stop();
+    co_await peer.stop();
 
     REQUIRE(peer.seen().size() == 2);
     const Seen& s = peer.seen()[0];
@@ -171,10 +190,10 @@ asio::awaitable<void> post_unsigned_without_key()
 {
     auto ex = co_await asio::this_coro::executor;
     Peer peer{ex, {}};
-    asio::co_spawn(ex, peer.serve(), asio::detached);
+    peer.start();
     agent::Sender sender{ex, options_for(peer.port())};
     CHECK(co_await sender.deliver(make_batch(1)));
-    peer.stop();
+    co_await peer.stop();
     REQUIRE(peer.seen().size() == 1);
     CHECK(peer.seen()[0].hash.empty());
 }
@@ -183,10 +202,10 @@ asio::awaitable<void> retry_5xx_until_taken()
 {
     auto ex = co_await asio::this_coro::executor;
     Peer peer{ex, {500, 503}};
-    asio::co_spawn(ex, peer.serve(), asio::detached);
+    peer.start();
     agent::Sender sender{ex, options_for(peer.port(), "k")};
     CHECK(co_await sender.deliver(make_batch(1)));
-    peer.stop();
+    co_await peer.stop();
     REQUIRE(peer.seen().size() == 3);
     CHECK(peer.seen()[0].body == peer.seen()[2].body);
     CHECK(peer.seen()[0].hash == peer.seen()[2].hash);
@@ -196,22 +215,22 @@ asio::awaitable<void> give_up_after_three_retries()
 {
     auto ex = co_await asio::this_coro::executor;
     Peer peer{ex, {500, 500, 500, 500, 500}};
-    asio::co_spawn(ex, peer.serve(), asio::detached);
+    peer.start();
     agent::Sender sender{ex, options_for(peer.port())};
     CHECK(!co_await sender.deliver(make_batch(1)));
     CHECK(peer.seen().size() == 4);
     CHECK(co_await sender.deliver(make_batch(2)));  // the next batch starts afresh
-    peer.stop();
+    co_await peer.stop();
 }
 
 asio::awaitable<void> reject_4xx_without_retry()
 {
     auto ex = co_await asio::this_coro::executor;
     Peer peer{ex, {400}};
-    asio::co_spawn(ex, peer.serve(), asio::detached);
+    peer.start();
     agent::Sender sender{ex, options_for(peer.port())};
     CHECK(!co_await sender.deliver(make_batch(1)));
-    peer.stop();
+    co_await peer.stop();
     CHECK(peer.seen().size() == 1);
 }
 
@@ -242,7 +261,7 @@ asio::awaitable<void> stop_cancels_retry_wait()
     using namespace asio::experimental::awaitable_operators;
     auto ex = co_await asio::this_coro::executor;
     Peer peer{ex, {500, 500}};
-    asio::co_spawn(ex, peer.serve(), asio::detached);
+    peer.start();
     static constexpr std::chrono::milliseconds hour[] = {std::chrono::hours{1}};
     auto options = options_for(peer.port());
     options.retry_delays = hour;
@@ -252,14 +271,14 @@ asio::awaitable<void> stop_cancels_retry_wait()
     CHECK(!delivered);
     CHECK(peer.seen().size() >= 1);
     CHECK(peer.seen().size() <= 2);
-    peer.stop();
+    co_await peer.stop();
 }
 
 asio::awaitable<void> drain_queue_and_hand_back()
 {
     auto ex = co_await asio::this_coro::executor;
     Peer peer{ex, {400}};
-    asio::co_spawn(ex, peer.serve(), asio::detached);
+    peer.start();
     agent::Sender sender{ex, options_for(peer.port())};
     agent::BatchQueue queue{ex, 4, 1};
     CHECK(!queue.push(make_batch(1)));
@@ -267,7 +286,7 @@ asio::awaitable<void> drain_queue_and_hand_back()
     queue.close();
     std::vector<std::uint64_t> undelivered;
     co_await sender.run(queue, [&](const agent::Batch& b) { undelivered.push_back(b.sequence); });
-    peer.stop();
+    co_await peer.stop();
     CHECK(peer.seen().size() == 2);
     CHECK(undelivered == std::vector<std::uint64_t>{1});
 }

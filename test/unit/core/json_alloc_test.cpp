@@ -16,6 +16,8 @@ std::atomic<long> allocations{0};
 
 }  // namespace
 
+// Every non-aligned form is replaced, so that no pointer from ours reaches a sanitizer's
+// delete or the other way round (libsimdjson uses the nothrow forms).
 void* operator new(std::size_t n)
 {
     allocations.fetch_add(1, std::memory_order_relaxed);
@@ -23,8 +25,19 @@ void* operator new(std::size_t n)
         return p;
     throw std::bad_alloc{};
 }
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept
+{
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    return std::malloc(n == 0 ? 1 : n);
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 TEST_CASE("parsing and writing metrics does not allocate once buffers have grown")
 {

@@ -15,12 +15,24 @@ std::size_t test::thread_allocations() noexcept
     return allocations;
 }
 
-void* operator new(std::size_t n)
+// Every non-aligned form, so that each pointer is freed by the family that allocated it (the
+// aligned forms stay the library's, a matched pair of their own).
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept
 {
     ++allocations;
-    if (void* p = std::malloc(n == 0 ? 1 : n))
+    return std::malloc(n == 0 ? 1 : n);
+}
+void* operator new(std::size_t n)
+{
+    if (void* p = operator new(n, std::nothrow))
         return p;
     throw std::bad_alloc{};
 }
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return operator new(n, std::nothrow); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
