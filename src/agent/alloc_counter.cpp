@@ -5,11 +5,10 @@
 #include <new>
 
 // Replacing the global allocation functions is how standard C++ lets a program observe its own
-// allocations. libstdc++ implements the array, nothrow and sized forms by calling these
-// (new[] -> new, sized delete -> delete), except the aligned ones, which call aligned_alloc and
-// free directly: so the plain and aligned forms are replaced, plus the sized deletes to be sure.
-// This file is in the agent's library because `alloc_counts` pulls it into every binary that
-// reads the counters; binaries that do not are unaffected.
+// allocations. Every form is replaced, array, nothrow, sized and aligned alike: libstdc++'s own
+// forms forward to the plain ones, but a sanitizer runtime brings its own, and a pointer from our
+// operator new must never reach theirs. This file is pulled into every binary that reads
+// `alloc_counts`; binaries that do not are unaffected.
 
 namespace {
 
@@ -23,10 +22,12 @@ void count_allocation(std::size_t size) noexcept
     g_bytes.fetch_add(size, std::memory_order_relaxed);
 }
 
-void count_free(void* p) noexcept
+void release(void* p) noexcept
 {
-    if (p != nullptr)
-        g_frees.fetch_add(1, std::memory_order_relaxed);
+    if (p == nullptr)
+        return;
+    g_frees.fetch_add(1, std::memory_order_relaxed);
+    std::free(p);
 }
 
 void* allocate(std::size_t size)
@@ -70,33 +71,115 @@ void* operator new(std::size_t size)
     return allocate(size);
 }
 
+void* operator new[](std::size_t size)
+{
+    return allocate(size);
+}
+
 void* operator new(std::size_t size, std::align_val_t alignment)
 {
     return allocate_aligned(size, alignment);
 }
 
+void* operator new[](std::size_t size, std::align_val_t alignment)
+{
+    return allocate_aligned(size, alignment);
+}
+
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept
+{
+    try {
+        return allocate(size);
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept
+{
+    try {
+        return allocate(size);
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
+void* operator new(std::size_t size, std::align_val_t alignment, const std::nothrow_t&) noexcept
+{
+    try {
+        return allocate_aligned(size, alignment);
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
+void* operator new[](std::size_t size, std::align_val_t alignment, const std::nothrow_t&) noexcept
+{
+    try {
+        return allocate_aligned(size, alignment);
+    } catch (const std::bad_alloc&) {
+        return nullptr;
+    }
+}
+
 void operator delete(void* p) noexcept
 {
-    count_free(p);
-    std::free(p);
+    release(p);
+}
+
+void operator delete[](void* p) noexcept
+{
+    release(p);
 }
 
 void operator delete(void* p, std::size_t) noexcept
 {
-    count_free(p);
-    std::free(p);
+    release(p);
+}
+
+void operator delete[](void* p, std::size_t) noexcept
+{
+    release(p);
 }
 
 void operator delete(void* p, std::align_val_t) noexcept
 {
-    count_free(p);
-    std::free(p);
+    release(p);
+}
+
+void operator delete[](void* p, std::align_val_t) noexcept
+{
+    release(p);
 }
 
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept
 {
-    count_free(p);
-    std::free(p);
+    release(p);
+}
+
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept
+{
+    release(p);
+}
+
+void operator delete(void* p, const std::nothrow_t&) noexcept
+{
+    release(p);
+}
+
+void operator delete[](void* p, const std::nothrow_t&) noexcept
+{
+    release(p);
+}
+
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept
+{
+    release(p);
+}
+
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept
+{
+    release(p);
 }
 
 namespace agent {

@@ -117,9 +117,16 @@ asio::awaitable<bool> Sender::deliver(const Batch& batch)
 
 asio::awaitable<void> Sender::run(BatchQueue& queue, std::function<void(const Batch&)> undelivered)
 {
-    while (auto batch = co_await queue.pop()) {
+    // No co_await inside conditions: GCC 12 miscompiles some (see server/router.cpp).
+    for (;;) {
+        std::optional<Batch> batch = co_await queue.pop();
+        if (!batch)
+            co_return;
         // After abort() the deadline has passed: what is left is not attempted.
-        if (aborted_ || !co_await deliver(*batch))
+        bool delivered = false;
+        if (!aborted_)
+            delivered = co_await deliver(*batch);
+        if (!delivered)
             undelivered(*batch);
     }
 }

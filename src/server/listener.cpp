@@ -23,6 +23,8 @@ constexpr auto timeout_reply_window = 1s;
 /// earlier by more than this, so the common keep-alive request does no timer work at all.
 constexpr auto deadline_slack = 1s;
 
+core::awaitable<void> linger_close(asio::ip::tcp::socket& socket);
+
 }  // namespace
 
 /// One client connection. Touched only on its strand, by `serve` and `watchdog`.
@@ -142,6 +144,8 @@ core::awaitable<void> Listener::refuse(tcp::socket socket)
     auto [ec, n] = co_await core::with_timeout(
         asio::async_write(socket, asio::buffer(reply), core::use_nothrow_awaitable), 1s);
     (void)n;
+    if (!ec)
+        co_await linger_close(socket);
     socket.close(ec);
     active_.fetch_sub(1);
 }
@@ -173,6 +177,23 @@ core::awaitable<void> Listener::watchdog(std::shared_ptr<Connection> c)
 
 namespace {
 
+/// Closing a socket with unread request bytes makes the kernel send RST, which can destroy the
+/// error answer just written before the client reads it: half-close, then read and discard
+/// briefly until the client closes too.
+core::awaitable<void> linger_close(tcp::socket& socket)
+{
+    std::error_code ec;
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    std::array<char, 4096> sink;
+    const auto until = Clock::now() + timeout_reply_window;
+    for (int reads = 0; !ec && reads < 64 && Clock::now() < until; ++reads) {
+        auto [read_ec, n] = co_await core::with_timeout(
+            socket.async_read_some(asio::buffer(sink), core::use_nothrow_awaitable), timeout_reply_window);
+        (void)n;
+        ec = read_ec;
+    }
+}
+
 /// Moves the connection's deadline; wakes the watchdog only when it must fire much earlier.
 void set_deadline(Connection& c, Clock::time_point when)
 {
@@ -190,9 +211,10 @@ core::awaitable<void> reply_and_close(Connection& c, int status, std::string_vie
     c.response.write_head(c.head, 1, false);
     const std::array<asio::const_buffer, 2> buffers{asio::buffer(c.head.data(), c.head.size()),
                                                     asio::buffer(c.response.payload())};
-    co_await asio::async_write(c.socket, buffers, core::use_nothrow_awaitable);
-    std::error_code ec;
-    c.socket.shutdown(tcp::socket::shutdown_both, ec);
+    auto [ec, n] = co_await asio::async_write(c.socket, buffers, core::use_nothrow_awaitable);
+    (void)n;
+    if (!ec)
+        co_await linger_close(c.socket);
 }
 
 }  // namespace

@@ -219,12 +219,12 @@ Result<Metric> MemoryStorage::get(Kind kind, std::string_view id) const
 std::vector<OwnedMetric> MemoryStorage::list() const
 {
     std::vector<OwnedMetric> out;
+    out.reserve(size());  // once: an exact reserve per shard would reallocate for every shard
     {
         std::unique_lock gate{batch_gate_};
         for (std::size_t i = 0; i <= mask_; ++i) {
             const Shard& s = shards_[i];
             std::lock_guard lock{s.mutex};
-            out.reserve(out.size() + s.gauges.size() + s.counters.size());
             for (const auto& e : s.gauges)
                 out.push_back({std::string{e->name()}, Kind::gauge, e->value, 0});
             for (const auto& e : s.counters)

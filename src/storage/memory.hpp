@@ -54,14 +54,15 @@ struct Shards {
 #pragma GCC diagnostic ignored "-Woverloaded-virtual"
 
 /// Gauges and counters in memory, sharded and lock-striped: a name's shard is
-/// hash(name) & (shards - 1); each shard has a std::mutex and two hash maps, and a lock is held
-/// for one map operation only. A std::mutex rather than a spinlock: uncontended it costs the same
-/// one atomic exchange, and under contention (an insert that rehashes a large shard, a preempted
-/// holder on a busy machine) it sleeps instead of burning the CPU the holder needs.
+/// hash(name) & (shards - 1); each shard has a std::mutex and two hash tables (name to value,
+/// one per kind), and a lock is held for one table operation only. A std::mutex rather than a
+/// spinlock: uncontended it costs the same one atomic exchange, and under contention (an insert
+/// that rehashes a large shard, a preempted holder on a busy machine) it sleeps instead of
+/// burning the CPU the holder needs.
 ///
 /// Thread-safe; every member may be called from any thread. Reading or updating an existing
 /// metric performs no heap allocation (lookups hash a string_view once, and the hash is reused
-/// inside the shard's map); inserting a new name copies it.
+/// inside the shard's table); inserting a new name copies it.
 class MemoryStorage final : public detail::MemoryStorageAsync {
 public:
     explicit MemoryStorage(Shards shards = Shards{64});

@@ -68,13 +68,16 @@ core::awaitable<Errc> PersistentStorage::durable(std::uint64_t generation)
 core::awaitable<Result<Metric>> PersistentStorage::apply(Metric update)
 {
     Result<Metric> r = memory_.apply(update);
-    if (r) {
-        // Bumped after the memory change: a writer that sees this generation lists the change.
-        const std::uint64_t mine = ++generation_;
-        if (synchronous())
-            if (const Errc e = co_await durable(mine); e != Errc::ok)
-                co_return e;
+    // The generation is bumped after the memory change: a writer that reads it lists the change.
+    if (!r || !synchronous()) {
+        if (r)
+            ++generation_;
+        co_return r;
     }
+    // Awaited as a statement: GCC 12 miscompiles a co_await inside an if condition.
+    const Errc e = co_await durable(++generation_);
+    if (e != Errc::ok)
+        co_return e;
     co_return r;
 }
 
@@ -82,12 +85,14 @@ core::awaitable<Result<void>> PersistentStorage::apply_batch(std::span<const Met
                                                              std::vector<Metric>& stored)
 {
     Result<void> r = memory_.apply_batch(batch, &stored);
-    if (r) {
-        const std::uint64_t mine = ++generation_;
-        if (synchronous())
-            if (const Errc e = co_await durable(mine); e != Errc::ok)
-                co_return e;
+    if (!r || !synchronous()) {
+        if (r)
+            ++generation_;
+        co_return r;
     }
+    const Errc e = co_await durable(++generation_);
+    if (e != Errc::ok)
+        co_return e;
     co_return r;
 }
 

@@ -132,7 +132,7 @@ def raw_exchange(port, data, read_until_close=True, timeout=5):
                 chunks.append(b)
                 if not read_until_close:
                     break
-        except socket.timeout:
+        except (socket.timeout, ConnectionResetError):
             pass
         return b"".join(chunks)
 

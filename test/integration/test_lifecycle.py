@@ -93,7 +93,10 @@ class Persistence(unittest.TestCase):
                 f.write('[{"id":"x","type":"gauge","value":')
             r = run_server(["-a", "127.0.0.1:%d" % free_port(), "-f", path])
             self.assertEqual(r.returncode, 1)
-            self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            # One line says what stops the start; the storage's log line before it gives the detail.
+            verdicts = [l for l in r.stderr.decode().splitlines() if l.startswith("metrics-server:")]
+            self.assertEqual(len(verdicts), 1, r.stderr)
+            self.assertIn(path, verdicts[0])
 
     def test_missing_snapshot_file_is_fine(self):
         with tempfile.TemporaryDirectory() as d:

@@ -61,15 +61,21 @@ asio::awaitable<void> drop_oldest_and_end_each_consumer()
     auto second = co_await q.pop();
     REQUIRE(second);
     CHECK(second->sequence == 5);
-    CHECK(!co_await q.pop());  // one end per consumer
-    CHECK(!co_await q.pop());
+    auto end1 = co_await q.pop();  // one end per consumer
+    auto end2 = co_await q.pop();
+    CHECK(!end1);
+    CHECK(!end2);
 }
 
 // `q`, `got` and `ended` belong to the caller, which outlives this coroutine.
 asio::awaitable<void> consume(agent::BatchQueue& q, std::vector<std::uint64_t>& got, bool& ended)
 {
-    while (auto b = co_await q.pop())
+    for (;;) {
+        auto b = co_await q.pop();
+        if (!b)
+            break;
         got.push_back(b->sequence);
+    }
     ended = true;
 }
 
