@@ -123,11 +123,11 @@ core::awaitable<void> Router::operator()(Exchange& ex) const
             co_return;
         }
         if (path == "/")
-            co_await index_page(ex);
+            co_await listing(ex, content_type::html, write_index_html);
         else if (path == "/ping")
             co_await ping(ex);
         else if (path == "/metrics")
-            co_await prometheus(ex);
+            co_await listing(ex, content_type::prometheus, write_prometheus);
         else
             co_await value_url(ex, path.substr(7));
         co_return;
@@ -241,7 +241,7 @@ core::awaitable<void> Router::update_batch(Exchange& ex) const
     ex.response.json([&](fmt::memory_buffer& out) { core::write_json(out, std::span<const core::Metric>{stored}); });
 }
 
-core::awaitable<void> Router::index_page(Exchange& ex) const
+core::awaitable<void> Router::listing(Exchange& ex, std::string_view type, ListingWriter write) const
 {
     auto all = co_await storage_.list();
     if (!all) {
@@ -249,22 +249,9 @@ core::awaitable<void> Router::index_page(Exchange& ex) const
         co_return;
     }
     ex.response.status = 200;
-    ex.response.type = content_type::html;
+    ex.response.type = type;
     ex.response.body.clear();
-    write_index_html(ex.response.body, *all);
-}
-
-core::awaitable<void> Router::prometheus(Exchange& ex) const
-{
-    auto all = co_await storage_.list();
-    if (!all) {
-        ex.response.fail(all.error());
-        co_return;
-    }
-    ex.response.status = 200;
-    ex.response.type = content_type::prometheus;
-    ex.response.body.clear();
-    write_prometheus(ex.response.body, *all);
+    write(ex.response.body, *all);
 }
 
 core::awaitable<void> Router::ping(Exchange& ex) const

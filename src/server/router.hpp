@@ -23,8 +23,9 @@ private:
     core::awaitable<void> update_json(Exchange& ex) const;
     core::awaitable<void> value_json(Exchange& ex) const;
     core::awaitable<void> update_batch(Exchange& ex) const;
-    core::awaitable<void> index_page(Exchange& ex) const;
-    core::awaitable<void> prometheus(Exchange& ex) const;
+    using ListingWriter = void (*)(fmt::memory_buffer&, std::span<const core::OwnedMetric>);
+    /// `/` and `/metrics`: every metric, written by `write` as `type`.
+    core::awaitable<void> listing(Exchange& ex, std::string_view type, ListingWriter write) const;
     core::awaitable<void> ping(Exchange& ex) const;
 
     storage::Storage& storage_;
