@@ -1,8 +1,7 @@
 #include "agent/config.hpp"
 
+#include "core/address.hpp"
 #include "core/config.hpp"
-
-#include <charconv>
 
 namespace agent {
 
@@ -32,24 +31,11 @@ std::optional<int> load_config(int argc, const char* const* argv, Config& c)
 
 core::Result<ServerAddress> parse_server_address(std::string_view address)
 {
-    if (address.starts_with("http://"))
-        address.remove_prefix(7);
-    while (!address.empty() && address.back() == '/')
-        address.remove_suffix(1);
-    const auto colon = address.rfind(':');
-    if (colon == std::string_view::npos)
+    auto parts = core::split_host_port(address);
+    // The agent needs somewhere to send to: no empty host, no port 0.
+    if (!parts || parts->host.empty() || parts->number == 0)
         return core::Errc::bad_value;
-    std::string_view host = address.substr(0, colon);
-    const std::string_view port = address.substr(colon + 1);
-    unsigned value = 0;
-    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-    if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535)
-        return core::Errc::bad_value;
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    if (host.empty())
-        return core::Errc::bad_value;
-    return ServerAddress{std::string{host}, std::string{port}};
+    return ServerAddress{std::string{parts->host}, std::string{parts->port}};
 }
 
 }  // namespace agent
