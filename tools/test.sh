@@ -94,10 +94,7 @@ fi
 
 if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
     echo "== address + undefined sanitizers"
-    # alloc_dealloc_mismatch=0: Asio 1.22 picks aligned_alloc or operator new per translation unit
-    # (ASIO_HAS_STD_ALIGNED_ALLOC depends on include order), so a frame may be freed with the other
-    # family; harmless on glibc (both end in free), to be fixed with one project-wide choice.
-    export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:alloc_dealloc_mismatch=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+    export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     if tools/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=disabled; then
         for bin in $(unit_binaries build-asan); do
             run_doctest "asan_$(basename "$bin")" "$bin"

@@ -107,27 +107,62 @@ Errc read_string(od::value v, std::string_view& out, bool& is_string) noexcept
     return Errc::ok;
 }
 
+enum class Key { id, type, value, delta, other };
+
+Key classify(std::string_view key) noexcept
+{
+    if (key == "id")
+        return Key::id;
+    if (key == "type")
+        return Key::type;
+    if (key == "value")
+        return Key::value;
+    if (key == "delta")
+        return Key::delta;
+    return Key::other;
+}
+
+// Compares the key's bytes as they stand in the document: only a key that matches none of the
+// four names is unescaped (it may be an escaped spelling of one, and must be well-formed).
+Errc key_of(od::field& field, Key& out) noexcept
+{
+    const od::raw_json_string raw = field.key();
+    constexpr std::pair<std::string_view, Key> known[] = {
+        {"id", Key::id}, {"type", Key::type}, {"value", Key::value}, {"delta", Key::delta}};
+    for (const auto& [name, k] : known) {
+        if (raw.unsafe_is_equal(name)) {
+            out = k;
+            return Errc::ok;
+        }
+    }
+    std::string_view key;
+    if (field.unescaped_key().get(key) != sj::SUCCESS)
+        return Errc::malformed_json;
+    out = classify(key);
+    return Errc::ok;
+}
+
 Errc read_fields(od::object object, Fields& f) noexcept
 {
     for (auto field_result : object) {
         od::field field;
-        std::string_view key;
-        if (std::move(field_result).get(field) != sj::SUCCESS || field.unescaped_key().get(key) != sj::SUCCESS)
+        Key key = Key::other;
+        if (std::move(field_result).get(field) != sj::SUCCESS || key_of(field, key) != Errc::ok)
             return Errc::malformed_json;
         od::value v = field.value();
         Errc r = Errc::ok;
-        if (key == "id") {
+        if (key == Key::id) {
             if (f.has_id)
                 return Errc::malformed_json;
             f.has_id = true;
             r = read_string(v, f.id, f.id_is_string);
-        } else if (key == "type") {
+        } else if (key == Key::type) {
             if (f.has_type)
                 return Errc::malformed_json;
             f.has_type = true;
             r = read_string(v, f.type, f.type_is_string);
-        } else if (key == "value" || key == "delta") {
-            const bool is_value = key == "value";
+        } else if (key == Key::value || key == Key::delta) {
+            const bool is_value = key == Key::value;
             bool& present = is_value ? f.has_value : f.has_delta;
             bool& null = is_value ? f.value_null : f.delta_null;
             if (present || null)
@@ -164,7 +199,7 @@ Result<Metric> to_metric(const Fields& f, bool query) noexcept
     Result<Kind> kind = parse_kind(f.type);
     if (!kind)
         return kind.error();
-    if (!f.id_is_string || !valid_name(f.id))
+    if (!f.id_is_string || !valid_utf8_name(f.id))
         return Errc::bad_name;
     Metric m{f.id, *kind, 0, 0};
     if (query)

@@ -15,15 +15,20 @@ Result<Kind> parse_kind(std::string_view s) noexcept
     return Errc::bad_kind;
 }
 
-bool valid_name(std::string_view name) noexcept
+bool valid_utf8_name(std::string_view name) noexcept
 {
     if (name.empty() || name.size() > max_name_bytes)
         return false;
     for (unsigned char c : name)
         if (c <= 0x20 || c == 0x7f || c == '/')
             return false;
+    return true;
+}
+
+bool valid_name(std::string_view name) noexcept
+{
     // JSON (responses, snapshots) can only carry UTF-8 names faithfully.
-    return simdjson::validate_utf8(name.data(), name.size());
+    return valid_utf8_name(name) && simdjson::validate_utf8(name.data(), name.size());
 }
 
 Result<void> validate(const Metric& m) noexcept

@@ -18,6 +18,9 @@ constexpr std::size_t max_name_bytes = 255;
 
 /// 1..255 bytes of valid UTF-8, no control characters (< 0x20, 0x7f), no space, no '/'.
 bool valid_name(std::string_view name) noexcept;
+/// valid_name for a name already known to be UTF-8 (decoded from JSON, which the parser
+/// validates whole): the same rules without a second UTF-8 pass.
+bool valid_utf8_name(std::string_view name) noexcept;
 
 /// One metric as it travels through parsing, storage and responses.
 /// `id` is a view: it points into the request (or parser) buffer that produced it and is valid
