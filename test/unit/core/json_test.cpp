@@ -78,6 +78,36 @@ TEST_CASE("escaped ids are decoded")
     CHECK(m->id == "a\"b\\c\xc3\xa9");
 }
 
+TEST_CASE("keys and strings are read as they stand unless escaped")
+{
+    JsonCodec codec;
+    // Whitespace between tokens; the fast path must stop at the closing quote.
+    auto m = codec.parse_metric("{ \"id\" : \"Alloc\" ,\n\t\"type\" : \"gauge\" , \"value\" : 2 }");
+    REQUIRE(m);
+    CHECK(*m == Metric::gauge("Alloc", 2));
+    // Keys that merely start like a known one are unknown fields, ignored.
+    m = codec.parse_metric(R"({"i":1,"idx":"no","types":"x","valuex":[1],"deltas":{},"id":"a","type":"gauge","value":1})");
+    REQUIRE(m);
+    CHECK(*m == Metric::gauge("a", 1));
+    // An escaped spelling of a kind, or of a key, means the same.
+    m = codec.parse_metric(R"({"id":"b","type":"g\u0061uge","v\u0061lue":3})");
+    REQUIRE(m);
+    CHECK(*m == Metric::gauge("b", 3));
+    // An escaped quote inside an id is not its end.
+    m = codec.parse_metric(R"({"id":"q\"x","type":"counter","delta":4})");
+    REQUIRE(m);
+    CHECK(*m == Metric::counter("q\"x", 4));
+    // Ids view stable memory: every element of a batch keeps its own name.
+    std::vector<Metric> out;
+    REQUIRE(codec.parse_batch(R"([{"id":"one","type":"gauge","value":1},{"id":"tw\u006f","type":"gauge","value":2},)"
+                              R"({"id":"three","type":"gauge","value":3}])",
+                              out, 10));
+    REQUIRE(out.size() == 3);
+    CHECK(out[0].id == "one");
+    CHECK(out[1].id == "two");
+    CHECK(out[2].id == "three");
+}
+
 TEST_CASE("JSON gauges round-trip bit-exactly")
 {
     JsonCodec codec;
