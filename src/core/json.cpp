@@ -105,10 +105,12 @@ Errc read_string(od::value& v, std::string_view& out, bool& is_string) noexcept
         return skip_checked(v, max_ignored_depth);
     is_string = true;
     // The token runs from the opening quote to the next token (trailing spaces included); with
-    // no backslash, the first quote after the opening one closes the string.
-    const std::size_t close = token.find('"', 1);
-    const bool as_is = close != std::string_view::npos && token.substr(1, close - 1).find('\\') == std::string_view::npos;
-    if (!as_is)
+    // no backslash, the first quote after the opening one closes the string. One inline scan:
+    // names are short, two memchr calls cost more.
+    std::size_t close = 1;
+    while (close < token.size() && token[close] != '"' && token[close] != '\\')
+        ++close;
+    if (close == token.size() || token[close] != '"')
         return v.get_string().get(out) == sj::SUCCESS ? Errc::ok : Errc::malformed_json;
     od::raw_json_string consumed;
     if (v.get_raw_json_string().get(consumed) != sj::SUCCESS)
@@ -339,8 +341,6 @@ Result<void> JsonCodec::parse_batch(std::string_view body, std::vector<Metric>& 
 
 namespace {
 
-void append(fmt::memory_buffer& out, std::string_view s) { out.append(s.data(), s.data() + s.size()); }
-
 // Length of the valid UTF-8 sequence at the start of `s`, or 0 (RFC 3629: no overlongs,
 // no surrogates, nothing above U+10FFFF).
 std::size_t utf8_sequence(std::string_view s) noexcept
@@ -380,12 +380,29 @@ constexpr auto needs_care = [] {
 
 }  // namespace
 
-void write_json_string(fmt::memory_buffer& out, std::string_view s)
+namespace {
+
+// Escaping turns one input byte into at most 6 output bytes (\u00XX).
+constexpr std::size_t max_escaped_bytes(std::size_t n) noexcept { return 2 + 6 * n; }
+
+template <std::size_t N>
+char* put(char* p, const char (&literal)[N]) noexcept
+{
+    std::memcpy(p, literal, N - 1);  // a fixed size: inlined, no call per piece
+    return p + N - 1;
+}
+
+// Writes `s` as a JSON string literal at `p` (room for max_escaped_bytes); returns the end.
+char* put_string(char* p, std::string_view s) noexcept
 {
     static constexpr char hex[] = "0123456789abcdef";
-    out.push_back('"');
+    *p++ = '"';
     std::size_t run = 0;  // start of the bytes not yet copied
     std::size_t i = 0;
+    const auto copy_run = [&] {
+        std::memcpy(p, s.data() + run, i - run);
+        p += i - run;
+    };
     while (i < s.size()) {
         const unsigned char c = static_cast<unsigned char>(s[i]);
         if (!needs_care[c]) {
@@ -397,38 +414,61 @@ void write_json_string(fmt::memory_buffer& out, std::string_view s)
             i += n;
             continue;
         }
-        append(out, s.substr(run, i - run));
+        copy_run();
         if (c == '"' || c == '\\') {
-            out.push_back('\\');
-            out.push_back(static_cast<char>(c));
+            *p++ = '\\';
+            *p++ = static_cast<char>(c);
         } else if (c < 0x20) {
-            const char esc[] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
-            out.append(esc, esc + sizeof esc);
+            p = put(p, "\\u00");
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
         } else {
             // Not UTF-8 (a name from a URL path may hold any byte): JSON cannot carry it, so
             // it becomes U+FFFD rather than an invalid document.
-            append(out, "\xef\xbf\xbd");
+            p = put(p, "\xef\xbf\xbd");
         }
         run = ++i;
     }
-    append(out, s.substr(run));
-    out.push_back('"');
+    copy_run();
+    *p++ = '"';
+    return p;
+}
+
+// Grows `out` by up to `room` bytes, lets `write` fill them, keeps what it wrote: one capacity
+// check per metric instead of one per piece.
+template <class Write>
+void append_bounded(fmt::memory_buffer& out, std::size_t room, Write write)
+{
+    const std::size_t before = out.size();
+    out.resize(before + room);
+    char* const end = write(out.data() + before);
+    out.resize(static_cast<std::size_t>(end - out.data()));
+}
+
+}  // namespace
+
+void write_json_string(fmt::memory_buffer& out, std::string_view s)
+{
+    append_bounded(out, max_escaped_bytes(s.size()), [&](char* p) { return put_string(p, s); });
 }
 
 void write_json(fmt::memory_buffer& out, const Metric& m)
 {
-    char number[max_number_chars];
-    append(out, R"({"id":)");
-    write_json_string(out, m.id);
-    if (m.kind == Kind::gauge) {
-        assert(std::isfinite(m.value));
-        append(out, R"(,"type":"gauge","value":)");
-        out.append(number, format_json_double(number, m.value));
-    } else {
-        append(out, R"(,"type":"counter","delta":)");
-        out.append(number, format_counter(number, m.delta));
-    }
-    out.push_back('}');
+    constexpr std::size_t fixed = sizeof R"({"id":,"type":"counter","delta":})";
+    append_bounded(out, fixed + max_escaped_bytes(m.id.size()) + max_number_chars, [&](char* p) {
+        p = put(p, R"({"id":)");
+        p = put_string(p, m.id);
+        if (m.kind == Kind::gauge) {
+            assert(std::isfinite(m.value));
+            p = put(p, R"(,"type":"gauge","value":)");
+            p = format_json_double(p, m.value);
+        } else {
+            p = put(p, R"(,"type":"counter","delta":)");
+            p = format_counter(p, m.delta);
+        }
+        *p++ = '}';
+        return p;
+    });
 }
 
 void write_json(fmt::memory_buffer& out, std::span<const Metric> ms)

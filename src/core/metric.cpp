@@ -1,28 +1,30 @@
 #include "core/metric.hpp"
 
+#include <array>
 #include <cmath>
-#include <cstring>
 
 #include <simdjson.h>
 
 namespace core {
 
-Result<Kind> parse_kind(std::string_view s) noexcept
-{
-    // Fixed-size compares: inlined, where string_view's == calls memcmp (on every batch element).
-    if (s.size() == 5 && std::memcmp(s.data(), "gauge", 5) == 0)
-        return Kind::gauge;
-    if (s.size() == 7 && std::memcmp(s.data(), "counter", 7) == 0)
-        return Kind::counter;
-    return Errc::bad_kind;
-}
+namespace {
+
+// Bytes a name may not hold: controls, space, DEL and '/'. One lookup per byte.
+constexpr auto forbidden_in_name = [] {
+    std::array<bool, 256> t{};
+    for (std::size_t c = 0; c < t.size(); ++c)
+        t[c] = c <= 0x20 || c == 0x7f || c == '/';
+    return t;
+}();
+
+}  // namespace
 
 bool valid_utf8_name(std::string_view name) noexcept
 {
     if (name.empty() || name.size() > max_name_bytes)
         return false;
     for (unsigned char c : name)
-        if (c <= 0x20 || c == 0x7f || c == '/')
+        if (forbidden_in_name[c])
             return false;
     return true;
 }

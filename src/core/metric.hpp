@@ -3,6 +3,7 @@
 #include "core/result.hpp"
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -12,7 +13,15 @@ enum class Kind : std::uint8_t { gauge, counter };
 
 constexpr std::string_view to_string(Kind k) noexcept { return k == Kind::gauge ? "gauge" : "counter"; }
 /// "gauge" or "counter" (exact, lower case); anything else is `Errc::bad_kind`.
-Result<Kind> parse_kind(std::string_view s) noexcept;
+inline Result<Kind> parse_kind(std::string_view s) noexcept
+{
+    // Fixed-size compares: inlined, where string_view's == calls memcmp (on every batch element).
+    if (s.size() == 5 && std::memcmp(s.data(), "gauge", 5) == 0)
+        return Kind::gauge;
+    if (s.size() == 7 && std::memcmp(s.data(), "counter", 7) == 0)
+        return Kind::counter;
+    return Errc::bad_kind;
+}
 
 constexpr std::size_t max_name_bytes = 255;
 

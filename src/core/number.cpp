@@ -124,12 +124,4 @@ Result<std::int64_t> parse_counter(std::string_view s) noexcept
     return v;
 }
 
-Result<std::int64_t> add_counter(std::int64_t a, std::int64_t b) noexcept
-{
-    std::int64_t sum = 0;
-    if (__builtin_add_overflow(a, b, &sum))
-        return Errc::counter_overflow;
-    return sum;
-}
-
 }  // namespace core
