@@ -103,7 +103,9 @@ constexpr bool maybe_control(std::uint64_t w, unsigned char min) noexcept
 
 /// all_of(s, table) for a table that refuses every byte below `min` and DEL, and refuses
 /// nothing else except perhaps some bytes below `min`: eight bytes per step.
-bool all_printable(std::string_view s, unsigned char min, const std::array<bool, 256>& table) noexcept
+// always_inline here and on the per-line members below: GCC keeps them out of line on its
+// own, and inlining them into run() saves about 270 instructions per small request (callgrind).
+[[gnu::always_inline]] inline bool all_printable(std::string_view s, unsigned char min, const std::array<bool, 256>& table) noexcept
 {
     if (s.size() < 8)
         return all_of(s, table);
@@ -329,7 +331,7 @@ MessageParser::State MessageParser::finish(std::string_view body, std::size_t co
     return State::done;
 }
 
-std::optional<std::string_view> MessageParser::take_line(std::span<char> buffer,
+[[gnu::always_inline]] inline std::optional<std::string_view> MessageParser::take_line(std::span<char> buffer,
                                                          std::size_t max_len, Errc too_long)
 {
     const char* base = buffer.data();
@@ -362,7 +364,7 @@ std::optional<std::string_view> MessageParser::take_line(std::span<char> buffer,
     return line;
 }
 
-Errc MessageParser::field_line(std::string_view line, bool store)
+[[gnu::always_inline]] inline Errc MessageParser::field_line(std::string_view line, bool store)
 {
     // The name is a token up to the colon: this refuses a leading space (obs-fold: deprecated,
     // and a smuggling vector) and whitespace before the colon. A known name is a token.
@@ -391,7 +393,7 @@ Errc MessageParser::field_line(std::string_view line, bool store)
     return Errc::ok;
 }
 
-void MessageParser::note_field(Field f, std::string_view value) noexcept
+[[gnu::always_inline]] inline void MessageParser::note_field(Field f, std::string_view value) noexcept
 {
     auto& slot = fields_.slot[static_cast<std::size_t>(f)];
     if (slot == 0)
