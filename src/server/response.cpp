@@ -102,16 +102,19 @@ char* put(char* out, std::string_view s) noexcept
     return out + s.size();
 }
 
-/// `v` in decimal.
+/// `v` in decimal, written in place from its last digit (no copy through a scratch array).
 char* put_decimal(char* out, std::size_t v) noexcept
 {
-    std::array<char, 20> digits;
-    char* first = digits.data() + digits.size();
+    std::size_t digits = 1;
+    for (std::size_t rest = v; rest >= 10; rest /= 10)
+        ++digits;
+    char* const end = out + digits;
+    char* p = end;
     do {
-        *--first = static_cast<char>('0' + v % 10);
+        *--p = static_cast<char>('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    return put(out, {first, static_cast<std::size_t>(digits.data() + digits.size() - first)});
+    return end;
 }
 
 constexpr std::string_view content_type_line = "\r\nContent-Type: ";
