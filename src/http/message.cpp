@@ -1,5 +1,7 @@
 #include "http/message.hpp"
 
+#include <cstring>
+
 namespace http {
 
 namespace {
@@ -26,7 +28,12 @@ bool iequals(std::string_view a, std::string_view b) noexcept
 {
     if (a.size() != b.size())
         return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
+    // Equal words need no case folding, and that is the common case (same spelling).
+    std::size_t i = 0;
+    for (; i + 8 <= a.size(); i += 8)
+        if (std::memcmp(a.data() + i, b.data() + i, 8) != 0)
+            break;
+    for (; i < a.size(); ++i)
         if (lower(a[i]) != lower(b[i]))
             return false;
     return true;
@@ -45,6 +52,22 @@ bool header_has_token(std::string_view value, std::string_view token) noexcept
         value.remove_prefix(comma + 1);
     }
     return false;
+}
+
+std::string_view field_name(Field f) noexcept
+{
+    switch (f) {
+    case Field::host: return "Host";
+    case Field::content_length: return "Content-Length";
+    case Field::transfer_encoding: return "Transfer-Encoding";
+    case Field::connection: return "Connection";
+    case Field::expect: return "Expect";
+    case Field::content_type: return "Content-Type";
+    case Field::content_encoding: return "Content-Encoding";
+    case Field::accept_encoding: return "Accept-Encoding";
+    case Field::hash_sha256: return "HashSHA256";
+    }
+    return {};
 }
 
 std::optional<std::string_view> find_header(std::span<const Header> headers,

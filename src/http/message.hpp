@@ -3,6 +3,8 @@
 // HTTP/1.1 messages as the parsers yield them: views into the caller's receive buffer, valid
 // while that buffer is alive and unchanged (see parser.hpp for when each field becomes valid).
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -17,6 +19,31 @@ struct Header {
 };
 
 enum class Method : std::uint8_t { get, head, post, put, delete_, options, patch, other };
+
+/// The header fields that framing, middleware or the client look at. The parsers index them
+/// once per message, so a lookup is one array read instead of a case-insensitive scan.
+enum class Field : std::uint8_t {
+    host, content_length, transfer_encoding, connection, expect, content_type, content_encoding,
+    accept_encoding, hash_sha256,
+};
+inline constexpr std::size_t field_count = 9;
+
+/// The canonical spelling of `f` ("Content-Length").
+std::string_view field_name(Field f) noexcept;
+
+/// Where the first line of each Field sits in a message's header list: index + 1, 0 when
+/// absent. Filled by the parsers; empty in a message built by hand.
+struct FieldIndex {
+    std::array<std::uint8_t, field_count> slot{};
+
+    std::optional<std::string_view> find(std::span<const Header> headers, Field f) const noexcept
+    {
+        const std::size_t s = slot[static_cast<std::size_t>(f)];
+        if (s == 0 || s > headers.size())
+            return std::nullopt;
+        return headers[s - 1].value;
+    }
+};
 
 /// ASCII case-insensitive equality (header names, tokens).
 bool iequals(std::string_view a, std::string_view b) noexcept;
@@ -41,11 +68,14 @@ struct Request {
     std::string_view body;         ///< de-chunked when the request was chunked
     bool keep_alive = false;       ///< 1.1: unless `Connection: close`; 1.0: only with keep-alive
     bool expect_continue = false;  ///< HTTP/1.1 with `Expect: 100-continue`
+    FieldIndex fields;             ///< set by the parser with `headers`
 
     std::optional<std::string_view> header(std::string_view name) const noexcept
     {
         return find_header(headers, name);
     }
+    /// As header(field_name(f)), without the scan: only for a request from the parser.
+    std::optional<std::string_view> header(Field f) const noexcept { return fields.find(headers, f); }
 };
 
 struct Response {
@@ -55,11 +85,14 @@ struct Response {
     std::span<const Header> headers;
     std::string_view body;  ///< de-chunked when the response was chunked
     bool keep_alive = false;  ///< the connection may carry another request
+    FieldIndex fields;        ///< set by the parser with `headers`
 
     std::optional<std::string_view> header(std::string_view name) const noexcept
     {
         return find_header(headers, name);
     }
+    /// As header(field_name(f)), without the scan: only for a response from the parser.
+    std::optional<std::string_view> header(Field f) const noexcept { return fields.find(headers, f); }
 };
 
 }  // namespace http

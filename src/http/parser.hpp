@@ -64,13 +64,15 @@ protected:
     /// How the body of a message is delimited, as the derived parser decides from the head.
     enum class Body : std::uint8_t { none, length, chunked, until_eof, interim };
 
-    /// What the framing headers said, gathered once the head is complete.
+    /// What the framing headers said, gathered line by line and judged once the head is
+    /// complete (so that a later line's error, such as 431, still wins as it always did).
     struct Head {
         std::optional<std::uint64_t> content_length;
         bool chunked = false;
         bool connection_close = false;
         bool connection_keep_alive = false;
         bool expect_continue = false;
+        bool malformed = false;  ///< a bad or conflicting Content-Length or Transfer-Encoding
         int hosts = 0;
     };
 
@@ -82,6 +84,7 @@ protected:
     void restart() noexcept;
     const Limits& limits() const noexcept { return limits_; }
     std::span<const Header> headers() const noexcept { return {headers_.data(), header_count_}; }
+    const FieldIndex& fields() const noexcept { return fields_; }
 
     /// Parses the start line; views into it stay valid (they are rebased on reallocation).
     virtual core::Errc on_start_line(std::string_view line) = 0;
@@ -107,6 +110,8 @@ private:
     State finish(std::string_view body, std::size_t consumed);
     State head_complete(std::span<char> buffer);
     core::Errc field_line(std::string_view line, bool store);
+    void note_field(Field f, std::string_view value) noexcept;
+    void restart_head() noexcept;
 
     Limits limits_;
     core::Errc start_line_too_long_;
@@ -126,6 +131,8 @@ private:
     std::size_t consumed_ = 0;
     bool head_done_ = false;
     std::size_t header_count_ = 0;
+    Head head_;
+    FieldIndex fields_;
     std::array<Header, max_header_slots> headers_{};
 };
 

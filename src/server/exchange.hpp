@@ -6,6 +6,7 @@
 #include "http/message.hpp"
 #include "server/response.hpp"
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,7 @@ struct Exchange {
     Scratch& scratch;
     std::string_view peer;  ///< client address as text, formatted once per connection
     bool head_only = false;  ///< a HEAD request: the body is computed for its length, not sent
+    std::chrono::steady_clock::time_point started{};  ///< set by AccessLog on the way in
 };
 
 }  // namespace server

@@ -35,6 +35,7 @@ struct Connection {
         std::error_code ec;
         auto ep = socket.remote_endpoint(ec);
         peer = ec ? "-" : ep.address().to_string();
+        socket.non_blocking(true, ec);  // for write_now; Asio's async operations are unaffected
         buffer.resize(initial_buffer);
     }
 
@@ -202,6 +203,25 @@ void set_deadline(Connection& c, Clock::time_point when)
         c.timer.expires_at(when);  // cancels the watchdog's wait; it re-arms at `deadline`
 }
 
+using Buffers = std::array<asio::const_buffer, 2>;
+
+/// Writes what the (non-blocking) socket takes right now and returns what is left: most
+/// answers fit its send buffer, so they skip async_write's completion hop.
+Buffers write_now(tcp::socket& socket, Buffers buffers, std::error_code& ec)
+{
+    std::size_t n = socket.write_some(buffers, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        n = 0;
+    }
+    for (auto& b : buffers) {
+        const std::size_t taken = std::min(n, b.size());
+        b += taken;
+        n -= taken;
+    }
+    return buffers;
+}
+
 /// Writes a bare error answer and ends the connection (framing errors, timeouts).
 core::awaitable<void> reply_and_close(Connection& c, int status, std::string_view reason)
 {
@@ -292,14 +312,19 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
         const bool keep_alive = request.keep_alive && !c.response.close && !stopping_;
         c.head.clear();
         c.response.write_head(c.head, request.version_minor, keep_alive);
-        const std::array<asio::const_buffer, 2> buffers{
+        const Buffers buffers{
             asio::buffer(c.head.data(), c.head.size()),
             ex.head_only ? asio::const_buffer{} : asio::buffer(c.response.payload())};
         c.busy = false;
         // Never earlier than the current deadline: no timer work on the hot path.
         c.deadline = std::max(c.deadline, Clock::now() + limits_.write_timeout);
-        auto [ec, n] = co_await asio::async_write(c.socket, buffers, core::use_nothrow_awaitable);
-        (void)n;
+        std::error_code ec;
+        const Buffers rest = c.socket.non_blocking() ? write_now(c.socket, buffers, ec) : buffers;
+        if (!ec && asio::buffer_size(rest) > 0) {
+            auto [write_ec, n] = co_await asio::async_write(c.socket, rest, core::use_nothrow_awaitable);
+            (void)n;
+            ec = write_ec;
+        }
         if (ec || !keep_alive) {
             std::error_code ignored;
             c.socket.shutdown(tcp::socket::shutdown_send, ignored);

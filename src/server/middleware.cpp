@@ -4,35 +4,111 @@
 #include "core/log.hpp"
 
 #include <chrono>
-#include <exception>
 
 namespace server {
+
+namespace {
+
+using Layers = std::span<const std::unique_ptr<Middleware>>;
+using Flow = Middleware::Flow;
+
+/// Whether `m` turns `error` into a response.
+bool recovered(const Middleware& m, Exchange& ex, const std::exception_ptr& error)
+{
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        return m.recover(ex, e);
+    } catch (...) {
+        return false;
+    }
+}
+
+/// The way out through `entered` (outermost first), each of which let the exchange in: after()
+/// hooks innermost first, or, while an exception is in flight, a chance to recover from it.
+void leave(Exchange& ex, Layers entered, std::exception_ptr error)
+{
+    for (std::size_t i = entered.size(); i-- > 0;) {
+        const Middleware& m = *entered[i];
+        if (error) {
+            if (recovered(m, ex, error))
+                error = nullptr;
+            continue;
+        }
+        try {
+            m.after(ex);
+        } catch (...) {
+            error = std::current_exception();
+        }
+    }
+    if (error)
+        std::rethrow_exception(error);
+}
+
+/// Runs the hook middleware at the front of `layers` (there is at least one) in this single
+/// frame, the rest of the chain inside them.
+core::awaitable<void> run_hooks(Exchange& ex, Layers layers, const Handler& end)
+{
+    std::size_t hooks = 1;
+    while (hooks < layers.size() && !layers[hooks]->awaits())
+        ++hooks;
+    std::size_t entered = 0;  // layers whose before() said next: their way out is owed
+    std::exception_ptr error;
+    try {
+        while (entered < hooks && layers[entered]->before(ex) == Flow::next)
+            ++entered;
+        if (entered == hooks)
+            co_await Next{layers.subspan(hooks), end}(ex);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    leave(ex, layers.first(entered), std::move(error));
+}
+
+}  // namespace
 
 core::awaitable<void> Next::operator()(Exchange& ex) const
 {
     if (rest_.empty())
         return (*end_)(ex);
-    return (*rest_.front())(ex, Next{rest_.subspan(1), *end_});
+    if (rest_.front()->awaits())
+        return (*rest_.front())(ex, Next{rest_.subspan(1), *end_});
+    return run_hooks(ex, rest_, *end_);
 }
 
-core::awaitable<void> GuardExceptions::operator()(Exchange& ex, Next next) const
+core::awaitable<void> Middleware::operator()(Exchange& ex, Next next) const
 {
+    if (before(ex) == Flow::answered)
+        co_return;
     try {
         co_await next(ex);
     } catch (const std::exception& e) {
-        core::log::error("{} {}: unexpected error: {}", ex.request.method_text, ex.request.path, e.what());
-        ex.response.clear();
-        ex.response.fail(500, "internal error");
+        if (!recover(ex, e))
+            throw;
+        co_return;
     }
+    after(ex);
 }
 
-core::awaitable<void> AccessLog::operator()(Exchange& ex, Next next) const
+bool GuardExceptions::recover(Exchange& ex, const std::exception& e) const
 {
-    const auto start = std::chrono::steady_clock::now();
-    co_await next(ex);
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start);
+    core::log::error("{} {}: unexpected error: {}", ex.request.method_text, ex.request.path, e.what());
+    ex.response.clear();
+    ex.response.fail(500, "internal error");
+    return true;
+}
+
+Middleware::Flow AccessLog::before(Exchange& ex) const
+{
+    ex.started = std::chrono::steady_clock::now();
+    return Flow::next;
+}
+
+void AccessLog::after(Exchange& ex) const
+{
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - ex.started);
     if (core::log::threshold() > core::log::Level::info)
-        co_return;
+        return;
     // Formatted on the stack: the access log costs one write(2), no allocation.
     fmt::basic_memory_buffer<char, 512> line;
     fmt::format_to(std::back_inserter(line), "{} {} {} {} {}B {}us", ex.peer,
@@ -41,18 +117,30 @@ core::awaitable<void> AccessLog::operator()(Exchange& ex, Next next) const
     core::log::write(core::log::Level::info, {line.data(), line.size()});
 }
 
-core::awaitable<void> Signing::operator()(Exchange& ex, Next next) const
+namespace {
+
+/// Every response is signed over its body as sent (after gzip, which sits inside).
+void sign(Exchange& ex, std::string_view key)
 {
-    // Over the bytes as received: before gunzip (and decryption) touch the body.
-    if (auto sent = ex.request.header("HashSHA256"); sent && !codec::hmac_sha256_matches(key_, ex.body, *sent)) {
-        ex.response.fail(core::Errc::bad_hash);
-    } else {
-        co_await next(ex);
-    }
-    // Every response is signed over its body as sent (after gzip, which sits inside).
-    ex.response.hash_hex = codec::hmac_sha256_hex(key_, ex.response.payload());
+    ex.response.hash_hex = codec::hmac_sha256_hex(key, ex.response.payload());
     ex.response.add_header("HashSHA256", codec::view(ex.response.hash_hex));
 }
+
+}  // namespace
+
+Middleware::Flow Signing::before(Exchange& ex) const
+{
+    // Over the bytes as received: before gunzip (and decryption) touch the body.
+    const auto sent = ex.request.header(http::Field::hash_sha256);
+    if (sent && !codec::hmac_sha256_matches(key_, ex.body, *sent)) {
+        ex.response.fail(core::Errc::bad_hash);
+        sign(ex, key_);
+        return Flow::answered;
+    }
+    return Flow::next;
+}
+
+void Signing::after(Exchange& ex) const { sign(ex, key_); }
 
 namespace {
 
@@ -63,25 +151,29 @@ bool compressible(std::string_view type) noexcept
 
 }  // namespace
 
-core::awaitable<void> Gzip::operator()(Exchange& ex, Next next) const
+Middleware::Flow Gzip::before(Exchange& ex) const
 {
-    if (auto encoding = ex.request.header("Content-Encoding"); encoding && !ex.body.empty()) {
-        if (http::header_has_token(*encoding, "gzip") || http::header_has_token(*encoding, "x-gzip")) {
-            if (auto r = ex.scratch.gzip().decompress(ex.body, ex.scratch.decoded_body, max_decoded_); !r) {
-                ex.response.fail(r.error());
-                co_return;
-            }
-            ex.body = ex.scratch.decoded_body;
-        } else if (!http::header_has_token(*encoding, "identity")) {
-            ex.response.fail(415, "unsupported Content-Encoding");
-            co_return;
+    const auto encoding = ex.request.header(http::Field::content_encoding);
+    if (!encoding || ex.body.empty())
+        return Flow::next;
+    if (http::header_has_token(*encoding, "gzip") || http::header_has_token(*encoding, "x-gzip")) {
+        if (auto r = ex.scratch.gzip().decompress(ex.body, ex.scratch.decoded_body, max_decoded_); !r) {
+            ex.response.fail(r.error());
+            return Flow::answered;
         }
+        ex.body = ex.scratch.decoded_body;
+    } else if (!http::header_has_token(*encoding, "identity")) {
+        ex.response.fail(415, "unsupported Content-Encoding");
+        return Flow::answered;
     }
-    co_await next(ex);
+    return Flow::next;
+}
 
-    auto accept = ex.request.header("Accept-Encoding");
+void Gzip::after(Exchange& ex) const
+{
+    const auto accept = ex.request.header(http::Field::accept_encoding);
     if (!accept || !http::header_has_token(*accept, "gzip") || !compressible(ex.response.type))
-        co_return;
+        return;
     auto& r = ex.response;
     ex.scratch.gzip().compress({r.body.data(), r.body.size()}, r.encoded);
     r.body_is_encoded = true;
@@ -89,21 +181,34 @@ core::awaitable<void> Gzip::operator()(Exchange& ex, Next next) const
     r.add_header("Vary", "Accept-Encoding");
 }
 
-core::awaitable<void> RequireJson::operator()(Exchange& ex, Next next) const
+namespace {
+
+bool json_endpoint(std::string_view path) noexcept
 {
-    const auto path = ex.request.path;
-    const bool json_endpoint = path == "/update/" || path == "/value/" || path == "/updates/";
-    if (json_endpoint && ex.request.method == http::Method::post) {
-        auto type = ex.request.header("Content-Type");
-        std::string_view media = type ? type->substr(0, type->find(';')) : std::string_view{};
-        while (!media.empty() && (media.back() == ' ' || media.back() == '\t'))
-            media.remove_suffix(1);
-        if (!http::iequals(media, "application/json")) {
-            ex.response.fail(core::Errc::unsupported_media_type);
-            co_return;
-        }
+    // By size first: each compare is then of a known length, without a memcmp call.
+    switch (path.size()) {
+    case 7: return path == "/value/";
+    case 8: return path == "/update/";
+    case 9: return path == "/updates/";
+    default: return false;
     }
-    co_await next(ex);
+}
+
+}  // namespace
+
+Middleware::Flow RequireJson::before(Exchange& ex) const
+{
+    if (ex.request.method != http::Method::post || !json_endpoint(ex.request.path))
+        return Flow::next;
+    const auto type = ex.request.header(http::Field::content_type);
+    std::string_view media = type ? type->substr(0, type->find(';')) : std::string_view{};
+    while (!media.empty() && (media.back() == ' ' || media.back() == '\t'))
+        media.remove_suffix(1);
+    if (!http::iequals(media, "application/json")) {
+        ex.response.fail(core::Errc::unsupported_media_type);
+        return Flow::answered;
+    }
+    return Flow::next;
 }
 
 }  // namespace server

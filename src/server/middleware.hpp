@@ -3,6 +3,8 @@
 #include "core/asio.hpp"
 #include "server/exchange.hpp"
 
+#include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
 #include <string>
@@ -11,13 +13,15 @@
 namespace server {
 
 class Middleware;
+class Handler;
 
 /// The rest of the chain after a middleware: calling it runs the next middleware or, at the
 /// end, the router. Cheap to copy (two words).
 class Next {
 public:
-    Next(std::span<const std::unique_ptr<Middleware>> rest, const class Handler& end) noexcept
+    Next(std::span<const std::unique_ptr<Middleware>> rest, const Handler& end) noexcept
         : rest_(rest), end_(&end) {}
+    /// Consecutive hook middleware run in one coroutine frame; a waiting middleware gets its own.
     core::awaitable<void> operator()(Exchange& ex) const;
 
 private:
@@ -25,12 +29,40 @@ private:
     const Handler* end_;
 };
 
-/// Acts before and after `next`, or answers alone without calling it. Shared by all
-/// connections: implementations are immutable after construction (thread-safe).
+/// Acts before and after the inner layers, or answers alone. Most middleware only needs
+/// synchronous hooks, which the chain calls without a coroutine frame per layer; one that must
+/// wait overrides operator() and says so to the constructor. Shared by all connections:
+/// implementations are immutable after construction (thread-safe); per-request state lives in
+/// the Exchange.
 class Middleware {
 public:
+    enum class Flow : std::uint8_t {
+        next,      ///< pass the exchange inward; after() runs on the way out
+        answered,  ///< the response is final: inner layers and this after() are skipped
+    };
+
     virtual ~Middleware() = default;
-    virtual core::awaitable<void> operator()(Exchange& ex, Next next) const = 0;
+
+    /// On the way in.
+    virtual Flow before(Exchange&) const { return Flow::next; }
+    /// On the way out, when before() said next and the inner layers returned normally.
+    virtual void after(Exchange&) const {}
+    /// An exception escaped the inner layers: true when this layer turned it into a response
+    /// (its after() is skipped, outer layers go on normally); false lets it propagate.
+    virtual bool recover(Exchange&, const std::exception&) const { return false; }
+
+    /// Runs this middleware around `next`. The default calls the hooks, as the chain does.
+    virtual core::awaitable<void> operator()(Exchange& ex, Next next) const;
+    /// The chain must call operator(), not the hooks.
+    bool awaits() const noexcept { return awaits_; }
+
+protected:
+    Middleware() = default;
+    /// `awaits`: operator() is overridden because the middleware waits.
+    explicit Middleware(bool awaits) noexcept : awaits_(awaits) {}
+
+private:
+    bool awaits_ = false;
 };
 
 /// Answers a request (the router).
@@ -57,20 +89,23 @@ private:
 /// Outermost: an unexpected exception becomes a 500 for this request, logged once.
 class GuardExceptions final : public Middleware {
 public:
-    core::awaitable<void> operator()(Exchange& ex, Next next) const override;
+    bool recover(Exchange& ex, const std::exception& e) const override;
 };
 
-/// Access log: method, path, status, bytes, duration; one line per request.
+/// Access log: peer, method, target, status, bytes, duration; one line per request answered
+/// without an exception.
 class AccessLog final : public Middleware {
 public:
-    core::awaitable<void> operator()(Exchange& ex, Next next) const override;
+    Flow before(Exchange& ex) const override;
+    void after(Exchange& ex) const override;
 };
 
 /// Checks HashSHA256 over the body exactly as received and signs the response body as sent.
 class Signing final : public Middleware {
 public:
     explicit Signing(std::string key) : key_(std::move(key)) {}
-    core::awaitable<void> operator()(Exchange& ex, Next next) const override;
+    Flow before(Exchange& ex) const override;
+    void after(Exchange& ex) const override;
 
 private:
     std::string key_;
@@ -81,7 +116,8 @@ private:
 class Gzip final : public Middleware {
 public:
     explicit Gzip(std::size_t max_decoded) : max_decoded_(max_decoded) {}
-    core::awaitable<void> operator()(Exchange& ex, Next next) const override;
+    Flow before(Exchange& ex) const override;
+    void after(Exchange& ex) const override;
 
 private:
     std::size_t max_decoded_;
@@ -90,7 +126,7 @@ private:
 /// The JSON endpoints require Content-Type: application/json (parameters allowed): else 415.
 class RequireJson final : public Middleware {
 public:
-    core::awaitable<void> operator()(Exchange& ex, Next next) const override;
+    Flow before(Exchange& ex) const override;
 };
 
 }  // namespace server

@@ -10,13 +10,13 @@ namespace {
 /// suite sends unsigned requests to a keyed server and expects them accepted).
 class RequireHash final : public Middleware {
 public:
-    core::awaitable<void> operator()(Exchange& ex, Next next) const override
+    Flow before(Exchange& ex) const override
     {
-        if (!ex.request.body.empty() && !ex.request.header("HashSHA256")) {
+        if (!ex.request.body.empty() && !ex.request.header(http::Field::hash_sha256)) {
             ex.response.fail(400, "HashSHA256 required");
-            co_return;
+            return Flow::answered;
         }
-        co_await next(ex);
+        return Flow::next;
     }
 };
 

@@ -1,6 +1,7 @@
 #include "server/response.hpp"
 
 #include <cassert>
+#include <cstring>
 
 namespace server {
 
@@ -93,19 +94,74 @@ void Response::add_header(std::string_view name, std::string_view value) noexcep
         headers_[header_count_++] = {name, value};
 }
 
+namespace {
+
+char* put(char* out, std::string_view s) noexcept
+{
+    std::memcpy(out, s.data(), s.size());
+    return out + s.size();
+}
+
+/// `v` in decimal, written in place from its last digit (no copy through a scratch array).
+char* put_decimal(char* out, std::size_t v) noexcept
+{
+    std::size_t digits = 1;
+    for (std::size_t rest = v; rest >= 10; rest /= 10)
+        ++digits;
+    char* const end = out + digits;
+    char* p = end;
+    do {
+        *--p = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return end;
+}
+
+constexpr std::string_view content_type_line = "\r\nContent-Type: ";
+constexpr std::string_view content_length_line = "\r\nContent-Length: ";
+constexpr std::string_view close_line = "\r\nConnection: close";
+constexpr std::string_view keep_alive_line = "\r\nConnection: keep-alive";
+
+}  // namespace
+
 void Response::write_head(fmt::memory_buffer& out, int version_minor, bool keep_alive) const
 {
-    auto it = std::back_inserter(out);
-    fmt::format_to(it, "HTTP/1.{} {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n", version_minor, status,
-                   reason_phrase(status), type, payload().size());
+    // Written by hand into room reserved once: this runs for every response, and fmt's
+    // runtime format strings cost more than everything else here together.
+    assert(version_minor == 0 || version_minor == 1);
+    const std::string_view reason = reason_phrase(status);
+    // "HTTP/1.x ", the status (any int fits 20 digits), ' ', the reason...
+    std::size_t room = 30 + reason.size() + content_type_line.size() + type.size() +
+                       content_length_line.size() + 20 + keep_alive_line.size() + 4;
     for (std::size_t i = 0; i < header_count_; ++i)
-        fmt::format_to(it, "{}: {}\r\n", headers_[i].name, headers_[i].value);
+        room += 4 + headers_[i].name.size() + headers_[i].value.size();
+    const std::size_t start = out.size();
+    out.resize(start + room);
+    char* p = out.data() + start;
+
+    p = put(p, "HTTP/1.");
+    *p++ = static_cast<char>('0' + version_minor);
+    *p++ = ' ';
+    p = put_decimal(p, static_cast<std::size_t>(status));
+    *p++ = ' ';
+    p = put(p, reason);
+    p = put(p, content_type_line);
+    p = put(p, type);
+    p = put(p, content_length_line);
+    p = put_decimal(p, payload().size());
+    for (std::size_t i = 0; i < header_count_; ++i) {
+        p = put(p, "\r\n");
+        p = put(p, headers_[i].name);
+        p = put(p, ": ");
+        p = put(p, headers_[i].value);
+    }
     // HTTP/1.1 keeps connections open by default; HTTP/1.0 needs the explicit token.
     if (!keep_alive)
-        out.append(std::string_view{"Connection: close\r\n"});
+        p = put(p, close_line);
     else if (version_minor == 0)
-        out.append(std::string_view{"Connection: keep-alive\r\n"});
-    out.append(std::string_view{"\r\n"});
+        p = put(p, keep_alive_line);
+    p = put(p, "\r\n\r\n");
+    out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 }  // namespace server

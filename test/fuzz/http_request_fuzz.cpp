@@ -57,6 +57,11 @@ void check(const RequestParser& parser, State state, const std::vector<char>& bu
     FUZZ_CHECK(r.headers.size() <= limits.max_headers);
     for (const http::Header& h : r.headers)
         FUZZ_CHECK(inside(h.name, buffer) && inside(h.value, buffer) && !h.name.empty());
+    // The field index agrees with a scan by name.
+    for (std::size_t f = 0; f < http::field_count; ++f) {
+        const auto field = static_cast<http::Field>(f);
+        FUZZ_CHECK(r.header(field) == r.header(http::field_name(field)));
+    }
     FUZZ_CHECK(r.body.size() <= limits.max_body);
     FUZZ_CHECK(r.body.data() + r.body.size() <= buffer.data() + parser.consumed());
 }

@@ -14,6 +14,9 @@ TEST_CASE("iequals ignores ASCII case only")
     CHECK(!iequals("Host", "Hos"));
     CHECK(!iequals("a", "\xc1"));
     CHECK(!iequals("[", "{"));  // 0x5b and 0x7b differ by the case bit but are not letters
+    CHECK(iequals("application/json", "application/JSON"));  // equal first word, folded rest
+    CHECK(!iequals("abcdefgh1", "abcdefgh2"));
+    CHECK(!iequals("abcdefgh[", "ABCDEFGH{"));
 }
 
 TEST_CASE("header_has_token finds a token in a comma-separated list")

@@ -275,6 +275,38 @@ TEST_CASE("Expect: 100-continue is visible once the head is complete, before the
     }
 }
 
+TEST_CASE("the fields the server reads are indexed at parse time, first line wins")
+{
+    RequestParser parser;
+    std::vector<char> buffer = test::bytes(
+        "POST /u HTTP/1.1\r\nhOsT: a\r\ncontent-TYPE: application/json\r\nContent-Type: text/plain\r\n"
+        "X-Other: 1\r\nACCEPT-ENCODING:  gzip \r\nHashSHA256: ab\r\nContent_Length: 5\r\n"
+        "Content-Lengthy: 6\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE(parser.parse(buffer) == State::done);
+    const http::Request& r = parser.request();
+    CHECK(r.header(http::Field::host) == "a");
+    CHECK(r.header(http::Field::content_type) == "application/json");
+    CHECK(r.header(http::Field::accept_encoding) == "gzip");
+    CHECK(r.header(http::Field::hash_sha256) == "ab");
+    CHECK(r.header(http::Field::expect) == "100-continue");
+    CHECK(r.header(http::Field::content_length) == "0");  // not Content_Length nor Content-Lengthy
+    CHECK(!r.header(http::Field::content_encoding));
+    CHECK(!r.header(http::Field::transfer_encoding));
+    for (std::size_t f = 0; f < http::field_count; ++f) {
+        const auto field = static_cast<http::Field>(f);
+        CAPTURE(http::field_name(field));
+        CHECK(r.header(field) == r.header(http::field_name(field)));
+    }
+
+    SUBCASE("and forgotten by reset") {
+        parser.reset();
+        std::vector<char> next = test::bytes("GET / HTTP/1.0\r\n\r\n");
+        REQUIRE(parser.parse(next) == State::done);
+        CHECK(!parser.request().header(http::Field::host));
+        CHECK(!parser.request().header(http::Field::content_type));
+    }
+}
+
 TEST_CASE("identical duplicate Content-Lengths are accepted")
 {
     CHECK(body_of(with_host("Content-Length: 2\r\nContent-Length: 2\r\n", "ok")) == "ok");

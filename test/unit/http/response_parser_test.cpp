@@ -131,6 +131,15 @@ TEST_CASE("interim responses are skipped")
     CHECK(parser.response().body == "x");
     CHECK(parser.consumed() == wire.size());
 
+    SUBCASE("their headers are forgotten, framing and index alike") {
+        ResponseParser p;
+        std::vector<char> b = test::bytes("HTTP/1.1 103 Early Hints\r\nContent-Type: a\r\nContent-Length: 5\r\n\r\n"
+                                          "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny");
+        REQUIRE(p.parse(b) == State::done);
+        CHECK(p.response().body == "y");
+        CHECK(!p.response().header(http::Field::content_type));
+        CHECK(p.response().header(http::Field::content_length) == "1");
+    }
     SUBCASE("but no more than two") {
         CHECK(error_of("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n"
                        "HTTP/1.1 100 Continue\r\n\r\n") == Errc::bad_request);
