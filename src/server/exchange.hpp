@@ -1,27 +1,19 @@
 #pragma once
 
 #include "codec/gzip.hpp"
-#include "core/json.hpp"
-#include "core/metric.hpp"
 #include "http/message.hpp"
 #include "server/response.hpp"
 
 #include <chrono>
 #include <optional>
 #include <string>
-#include <vector>
 
 namespace server {
 
 /// Per-connection scratch reused across requests so that the hot path does not allocate.
 /// Owned by the connection coroutine; touched only on its strand.
+/// (JSON parsers are lent per request instead: see JsonLease in router.cpp.)
 struct Scratch {
-    core::JsonCodec& json()
-    {
-        if (!json_)
-            json_.emplace();
-        return *json_;
-    }
     codec::Gzip& gzip()
     {
         if (!gzip_)
@@ -30,11 +22,8 @@ struct Scratch {
     }
     std::string decoded_body;          ///< gunzipped request body
     std::string path_segment;          ///< a percent-decoded URL segment
-    std::vector<core::Metric> batch;   ///< parsed /updates/ elements
-    std::vector<core::Metric> stored;  ///< their stored results
 
 private:
-    std::optional<core::JsonCodec> json_;
     std::optional<codec::Gzip> gzip_;
 };
 
