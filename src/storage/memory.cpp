@@ -32,6 +32,16 @@ core::awaitable<Result<Metric>> MemoryStorageAsync::get(Kind kind, std::string_v
     co_return std::as_const(self()).get(kind, id);
 }
 
+std::optional<Result<Metric>> MemoryStorageAsync::apply_now(const Metric& update)
+{
+    return self().apply(update);
+}
+
+std::optional<Result<Metric>> MemoryStorageAsync::get_now(Kind kind, std::string_view id)
+{
+    return std::as_const(self()).get(kind, id);
+}
+
 core::awaitable<Result<std::vector<OwnedMetric>>> MemoryStorageAsync::list()
 {
     co_return std::as_const(self()).list();

@@ -31,6 +31,8 @@ public:
     core::awaitable<Result<Metric>> apply(Metric update) override;
     core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch, std::vector<Metric>& stored) override;
     core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
+    std::optional<Result<Metric>> apply_now(const Metric& update) override;
+    std::optional<Result<Metric>> get_now(Kind kind, std::string_view id) override;
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
     core::awaitable<bool> ping() override;
     core::awaitable<void> close() override;

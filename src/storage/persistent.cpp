@@ -96,6 +96,21 @@ core::awaitable<Result<void>> PersistentStorage::apply_batch(std::span<const Met
     co_return r;
 }
 
+std::optional<Result<Metric>> PersistentStorage::apply_now(const Metric& update)
+{
+    if (synchronous())
+        return std::nullopt;
+    Result<Metric> r = memory_.apply(update);
+    if (r)
+        ++generation_;  // after the change, as in apply()
+    return r;
+}
+
+std::optional<Result<Metric>> PersistentStorage::get_now(Kind kind, std::string_view id)
+{
+    return memory_.get(kind, id);
+}
+
 core::awaitable<Result<Metric>> PersistentStorage::get(Kind kind, std::string_view id)
 {
     co_return memory_.get(kind, id);

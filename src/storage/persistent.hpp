@@ -50,6 +50,9 @@ public:
     core::awaitable<Result<Metric>> apply(Metric update) override;
     core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch, std::vector<Metric>& stored) override;
     core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
+    /// At once with snapshots on an interval; std::nullopt when every update waits for its snapshot.
+    std::optional<Result<Metric>> apply_now(const Metric& update) override;
+    std::optional<Result<Metric>> get_now(Kind kind, std::string_view id) override;
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
     core::awaitable<bool> ping() override;
     /// Stops the periodic snapshots, writes a final snapshot (always, even if nothing changed:

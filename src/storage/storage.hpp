@@ -4,6 +4,7 @@
 #include "core/metric.hpp"
 #include "core/result.hpp"
 
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -36,6 +37,12 @@ public:
 
     /// The current value; unknown metric: Errc::not_found. `id` as given.
     virtual core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) = 0;
+
+    /// apply() and get() done at once when they need no waiting (memory; snapshots on an
+    /// interval), else std::nullopt and the caller awaits the coroutine: a handler on the memory
+    /// store then spends no coroutine frame on storage.
+    virtual std::optional<Result<Metric>> apply_now(const Metric&) { return std::nullopt; }
+    virtual std::optional<Result<Metric>> get_now(Kind, std::string_view) { return std::nullopt; }
 
     /// Every metric, sorted by (id, kind), gauges before counters for the same id.
     virtual core::awaitable<Result<std::vector<OwnedMetric>>> list() = 0;

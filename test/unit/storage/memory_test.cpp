@@ -258,3 +258,15 @@ TEST_CASE("through the async Storage interface the memory store behaves the same
         co_await s.close();
     }(store));
 }
+
+TEST_CASE("the memory store answers apply_now and get_now at once, as apply and get")
+{
+    MemoryStorage store{Shards{4}};
+    storage::Storage& any = store;
+    auto r = any.apply_now(delta("hits", 5));
+    REQUIRE(r);
+    CHECK(**r == delta("hits", 5));
+    CHECK(any.apply_now(delta("hits", int64_max))->error() == Errc::counter_overflow);
+    CHECK(**any.get_now(Kind::counter, "hits") == delta("hits", 5));
+    CHECK(any.get_now(Kind::gauge, "hits")->error() == Errc::not_found);
+}

@@ -181,3 +181,29 @@ TEST_CASE("restore loads a snapshot file into memory")
         CHECK(memory.gauge("stale") == 1);
     }
 }
+
+TEST_CASE("apply_now answers at once on an interval and defers to the coroutine with interval 0")
+{
+    test::TempDir dir;
+    MemoryStorage memory;
+    SnapshotFile file{dir.file("db.json")};
+
+    SUBCASE("interval: at once, and the next snapshot holds the change") {
+        PersistentStorage store{asio::system_executor{}, memory, file, 1h};
+        auto r = store.apply_now(Metric::counter("c", 3));
+        REQUIRE(r);
+        REQUIRE(*r);
+        CHECK(**r == Metric::counter("c", 3));
+        CHECK(**store.apply_now(Metric::counter("c", 4)) == Metric::counter("c", 7));
+        CHECK(**store.get_now(Kind::counter, "c") == Metric::counter("c", 7));
+        CHECK(store.get_now(Kind::gauge, "c")->error() == Errc::not_found);
+        test::run(store.close());
+        CHECK(on_disk(file) == std::vector<OwnedMetric>{{"c", Kind::counter, 0, 7}});
+    }
+    SUBCASE("interval 0: not at once, nothing changed") {
+        PersistentStorage store{asio::system_executor{}, memory, file, 0ms};
+        CHECK_FALSE(store.apply_now(Metric::gauge("g", 1)));
+        CHECK(memory.size() == 0);
+        CHECK(store.get_now(Kind::gauge, "g")->error() == Errc::not_found);
+    }
+}
