@@ -2,8 +2,8 @@
 // feed its Go-compatible Mallocs/TotalAlloc metrics (agent/alloc_counter.cpp); a second
 // replacement would not link. Its counters are process-wide, so "this thread" is the process
 // here: agent benchmarks are single-threaded or report process allocations anyway. The aligned
-// C allocations (Asio's coroutine frames) come from counting_aligned.cpp; an over-aligned
-// operator new, which the agent serves with aligned_alloc, counts twice (none on these paths).
+// C allocations (simdjson's buffers) come from counting_aligned.cpp; an over-aligned operator
+// new, which the agent serves with aligned_alloc, counts twice (none on these paths).
 #include "support/detail/counters.hpp"
 
 #include "agent/alloc_counter.hpp"

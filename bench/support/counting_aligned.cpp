@@ -1,6 +1,6 @@
-// Counts the aligned C allocators too. Asio allocates coroutine frames and handlers with
-// std::aligned_alloc (asio::detail::aligned_new), bypassing operator new; simdjson uses
-// posix_memalign. Defining them in the executable interposes them for the whole process; each
+// Counts the aligned C allocators too: simdjson allocates its buffers with posix_memalign,
+// bypassing operator new. (Asio's frames go through operator new: the build sets
+// ASIO_DISABLE_STD_ALIGNED_ALLOC.) Defining them in the executable interposes them for the whole process; each
 // forwards to the next definition (glibc's, or a preloaded profiler's), so heaptrack still works
 // on bench binaries.
 #include "support/detail/counters.hpp"

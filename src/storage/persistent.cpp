@@ -65,17 +65,22 @@ core::awaitable<Errc> PersistentStorage::durable(std::uint64_t generation)
         asio::use_awaitable);
 }
 
+core::awaitable<Errc> PersistentStorage::settle()
+{
+    // The generation is bumped after the memory change: a writer that reads it lists the change.
+    const std::uint64_t generation = ++generation_;
+    if (!synchronous())
+        co_return Errc::ok;
+    co_return co_await durable(generation);
+}
+
 core::awaitable<Result<Metric>> PersistentStorage::apply(Metric update)
 {
     Result<Metric> r = memory_.apply(update);
-    // The generation is bumped after the memory change: a writer that reads it lists the change.
-    if (!r || !synchronous()) {
-        if (r)
-            ++generation_;
+    if (!r)
         co_return r;
-    }
     // Awaited as a statement: GCC 12 miscompiles a co_await inside an if condition.
-    const Errc e = co_await durable(++generation_);
+    const Errc e = co_await settle();
     if (e != Errc::ok)
         co_return e;
     co_return r;
@@ -85,12 +90,9 @@ core::awaitable<Result<void>> PersistentStorage::apply_batch(std::span<const Met
                                                              std::vector<Metric>& stored)
 {
     Result<void> r = memory_.apply_batch(batch, &stored);
-    if (!r || !synchronous()) {
-        if (r)
-            ++generation_;
+    if (!r)
         co_return r;
-    }
-    const Errc e = co_await durable(++generation_);
+    const Errc e = co_await settle();
     if (e != Errc::ok)
         co_return e;
     co_return r;
@@ -102,7 +104,7 @@ std::optional<Result<Metric>> PersistentStorage::apply_now(const Metric& update)
         return std::nullopt;
     Result<Metric> r = memory_.apply(update);
     if (r)
-        ++generation_;  // after the change, as in apply()
+        ++generation_;  // after the change, as settle() does
     return r;
 }
 

@@ -80,6 +80,8 @@ private:
     bool synchronous() const noexcept { return interval_.count() <= 0; }
     /// Completes once a snapshot holding `generation` is durable (or failed: its Errc).
     core::awaitable<Errc> durable(std::uint64_t generation);
+    /// After a successful memory change: counts it and, when synchronous, waits for the snapshot.
+    core::awaitable<Errc> settle();
     template <class Handler>
     std::unique_ptr<Completion> make_completion(Handler handler);
     void wait_durable(std::uint64_t generation, std::unique_ptr<Completion> done);
