@@ -1,5 +1,6 @@
 #include "core/json.hpp"
 
+#include "core/bytes.hpp"
 #include "core/number.hpp"
 
 #include <simdjson.h>
@@ -105,11 +106,11 @@ Errc read_string(od::value& v, std::string_view& out, bool& is_string) noexcept
         return skip_checked(v, max_ignored_depth);
     is_string = true;
     // The token runs from the opening quote to the next token (trailing spaces included); with
-    // no backslash, the first quote after the opening one closes the string. One inline scan:
-    // names are short, two memchr calls cost more.
-    std::size_t close = 1;
-    while (close < token.size() && token[close] != '"' && token[close] != '\\')
-        ++close;
+    // no backslash, the first quote after the opening one closes the string. One inline scan
+    // (names are short: two memchr calls cost more).
+    const std::size_t close = bytes::find_first(
+        token, 1, [](std::uint64_t w) { return bytes::equal_to(w, '"') | bytes::equal_to(w, '\\'); },
+        [](unsigned char c) { return c == '"' || c == '\\'; });
     if (close == token.size() || token[close] != '"')
         return v.get_string().get(out) == sj::SUCCESS ? Errc::ok : Errc::malformed_json;
     od::raw_json_string consumed;
@@ -370,7 +371,7 @@ std::size_t utf8_sequence(std::string_view s) noexcept
 }
 
 // Bytes that write_json_string cannot copy as they are: controls, '"', '\\', and non-ASCII
-// (checked as UTF-8). One table lookup per byte instead of four compares.
+// (checked as UTF-8). The tail's test; words are checked eight bytes at a time.
 constexpr auto needs_care = [] {
     std::array<bool, 256> t{};
     for (std::size_t c = 0; c < t.size(); ++c)
@@ -403,12 +404,15 @@ char* put_string(char* p, std::string_view s) noexcept
         std::memcpy(p, s.data() + run, i - run);
         p += i - run;
     };
-    while (i < s.size()) {
+    const auto care = [](std::uint64_t w) {
+        return bytes::below(w, 0x20) | bytes::equal_to(w, '"') | bytes::equal_to(w, '\\') | bytes::non_ascii(w);
+    };
+    const auto byte_care = [](unsigned char c) { return needs_care[c]; };
+    for (;;) {
+        i = bytes::find_first(s, i, care, byte_care);
+        if (i == s.size())
+            break;
         const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (!needs_care[c]) {
-            ++i;
-            continue;
-        }
         const std::size_t n = c < 0x80 ? 1 : utf8_sequence(s.substr(i));
         if (n > 1) {
             i += n;

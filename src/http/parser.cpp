@@ -1,5 +1,7 @@
 #include "http/parser.hpp"
 
+#include "core/bytes.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <cassert>
@@ -64,41 +66,20 @@ bool all_of(std::string_view s, const std::array<bool, 256>& table) noexcept
     return true;
 }
 
-std::uint64_t load64(const char* p) noexcept
-{
-    std::uint64_t w;
-    std::memcpy(&w, p, sizeof w);
-    return w;
-}
-
-constexpr std::uint64_t bytes_of(unsigned char c) noexcept { return 0x0101010101010101ULL * c; }
-
-/// The high bit of each zero byte of `w` (and perhaps of bytes above the first one).
-constexpr std::uint64_t zero_bytes(std::uint64_t w) noexcept
-{
-    return (w - bytes_of(1)) & ~w & bytes_of(0x80);
-}
-
 /// s.find(c) for a short `s`, eight bytes per step.
 std::size_t find_byte(std::string_view s, char c) noexcept
 {
-    static_assert(std::endian::native == std::endian::little);
-    std::size_t i = 0;
-    for (; i + 8 <= s.size(); i += 8)
-        if (const std::uint64_t z = zero_bytes(load64(s.data() + i) ^ bytes_of(static_cast<unsigned char>(c))))
-            return i + static_cast<std::size_t>(std::countr_zero(z)) / 8;
-    for (; i < s.size(); ++i)
-        if (s[i] == c)
-            return i;
-    return std::string_view::npos;
+    const auto u = static_cast<unsigned char>(c);
+    const std::size_t i = core::bytes::find_first(
+        s, 0, [u](std::uint64_t w) { return core::bytes::equal_to(w, u); }, [u](unsigned char b) { return b == u; });
+    return i == s.size() ? std::string_view::npos : i;
 }
 
 /// Whether `w` may hold a control byte (below `min`, which is at most 0x80) or DEL: exact
 /// for "none", so a word without them skips the per-byte table.
 constexpr bool maybe_control(std::uint64_t w, unsigned char min) noexcept
 {
-    const std::uint64_t below = (w - bytes_of(min)) & ~w & bytes_of(0x80);
-    return (below | zero_bytes(w ^ bytes_of(0x7f))) != 0;
+    return (core::bytes::below(w, min) | core::bytes::equal_to(w, 0x7f)) != 0;
 }
 
 /// all_of(s, table) for a table that refuses every byte below `min` and DEL, and refuses
@@ -109,9 +90,9 @@ constexpr bool maybe_control(std::uint64_t w, unsigned char min) noexcept
 {
     if (s.size() < 8)
         return all_of(s, table);
-    bool maybe = maybe_control(load64(s.data() + s.size() - 8), min);  // the tail, overlapping
+    bool maybe = maybe_control(core::bytes::load(s.data() + s.size() - 8), min);  // the tail, overlapping
     for (std::size_t i = 0; i + 8 < s.size() && !maybe; i += 8)
-        maybe = maybe_control(load64(s.data() + i), min);
+        maybe = maybe_control(core::bytes::load(s.data() + i), min);
     return !maybe || all_of(s, table);
 }
 

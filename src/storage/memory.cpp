@@ -97,21 +97,21 @@ Result<Metric> MemoryStorage::apply(const Metric& update)
     Shard& s = shard(k);
     std::lock_guard lock{s.mutex};
     if (update.kind == Kind::gauge) {
-        if (auto it = s.gauges.find(k); it != s.gauges.end())
-            (*it)->value = update.value;
+        if (auto* e = s.gauges.find(k.name, k.hash))
+            e->value = update.value;
         else
-            s.gauges.insert(Entry<double>::make(update.id, update.value));
+            s.gauges.insert(k.name, k.hash, update.value);
         return Metric::gauge(update.id, update.value);
     }
-    auto it = s.counters.find(k);
-    if (it == s.counters.end()) {
-        s.counters.insert(Entry<std::int64_t>::make(update.id, update.delta));
+    auto* e = s.counters.find(k.name, k.hash);
+    if (e == nullptr) {
+        s.counters.insert(k.name, k.hash, update.delta);
         return Metric::counter(update.id, update.delta);
     }
-    const Result<std::int64_t> total = core::add_counter((*it)->value, update.delta);
+    const Result<std::int64_t> total = core::add_counter(e->value, update.delta);
     if (!total)
         return total.error();
-    (*it)->value = *total;
+    e->value = *total;
     return Metric::counter(update.id, *total);
 }
 
@@ -164,9 +164,9 @@ Result<void> MemoryStorage::apply_batch(std::span<const Metric> batch, std::vect
                 else
                     *u->counter = u->old_counter;
             } else if (batch[u->item].kind == Kind::gauge) {
-                s.gauges.erase(s.gauges.find(k));
+                s.gauges.erase(k.name, k.hash);
             } else {
-                s.counters.erase(s.counters.find(k));
+                s.counters.erase(k.name, k.hash);
             }
         }
     };
@@ -182,25 +182,25 @@ Result<void> MemoryStorage::apply_batch(std::span<const Metric> batch, std::vect
             Shard& s = shard(k);
             Metric after;
             if (m.kind == Kind::gauge) {
-                if (auto it = s.gauges.find(k); it != s.gauges.end()) {
-                    undo.push_back({i, false, &(*it)->value, nullptr, (*it)->value, 0});
-                    (*it)->value = m.value;
+                if (auto* e = s.gauges.find(k.name, k.hash)) {
+                    undo.push_back({i, false, &e->value, nullptr, e->value, 0});
+                    e->value = m.value;
                 } else {
-                    s.gauges.insert(Entry<double>::make(m.id, m.value));
+                    s.gauges.insert(k.name, k.hash, m.value);
                     undo.push_back({i, true, nullptr, nullptr, 0, 0});
                 }
                 after = Metric::gauge(m.id, m.value);
-            } else if (auto it = s.counters.find(k); it != s.counters.end()) {
-                const Result<std::int64_t> total = core::add_counter((*it)->value, m.delta);
+            } else if (auto* e = s.counters.find(k.name, k.hash)) {
+                const Result<std::int64_t> total = core::add_counter(e->value, m.delta);
                 if (!total) {
                     rollback();
                     return total.error();
                 }
-                undo.push_back({i, false, nullptr, &(*it)->value, 0, (*it)->value});
-                (*it)->value = *total;
+                undo.push_back({i, false, nullptr, &e->value, 0, e->value});
+                e->value = *total;
                 after = Metric::counter(m.id, *total);
             } else {
-                s.counters.insert(Entry<std::int64_t>::make(m.id, m.delta));
+                s.counters.insert(k.name, k.hash, m.delta);
                 undo.push_back({i, true, nullptr, nullptr, 0, 0});
                 after = Metric::counter(m.id, m.delta);
             }
@@ -220,15 +220,15 @@ Result<Metric> MemoryStorage::get(Kind kind, std::string_view id) const
     const Shard& s = shard(k);
     std::lock_guard lock{s.mutex};
     if (kind == Kind::gauge) {
-        auto it = s.gauges.find(k);
-        if (it == s.gauges.end())
+        const auto* e = s.gauges.find(k.name, k.hash);
+        if (e == nullptr)
             return Errc::not_found;
-        return Metric::gauge(id, (*it)->value);
+        return Metric::gauge(id, e->value);
     }
-    auto it = s.counters.find(k);
-    if (it == s.counters.end())
+    const auto* e = s.counters.find(k.name, k.hash);
+    if (e == nullptr)
         return Errc::not_found;
-    return Metric::counter(id, (*it)->value);
+    return Metric::counter(id, e->value);
 }
 
 std::vector<OwnedMetric> MemoryStorage::list() const
@@ -240,10 +240,9 @@ std::vector<OwnedMetric> MemoryStorage::list() const
         for (std::size_t i = 0; i <= mask_; ++i) {
             const Shard& s = shards_[i];
             std::lock_guard lock{s.mutex};
-            for (const auto& e : s.gauges)
-                out.push_back({std::string{e->name()}, Kind::gauge, e->value, 0});
-            for (const auto& e : s.counters)
-                out.push_back({std::string{e->name()}, Kind::counter, 0, e->value});
+            s.gauges.for_each([&](const auto& e) { out.push_back({std::string{e.name()}, Kind::gauge, e.value, 0}); });
+            s.counters.for_each(
+                [&](const auto& e) { out.push_back({std::string{e.name()}, Kind::counter, 0, e.value}); });
         }
     }
     std::sort(out.begin(), out.end(), [](const OwnedMetric& a, const OwnedMetric& b) {
@@ -284,14 +283,14 @@ void MemoryStorage::restore(std::span<const OwnedMetric> metrics)
         Shard& s = shard(k);
         std::lock_guard lock{s.mutex};
         if (m.kind == Kind::gauge) {
-            if (auto it = s.gauges.find(k); it != s.gauges.end())
-                (*it)->value = m.value;
+            if (auto* e = s.gauges.find(k.name, k.hash))
+                e->value = m.value;
             else
-                s.gauges.insert(Entry<double>::make(m.id, m.value));
-        } else if (auto it = s.counters.find(k); it != s.counters.end()) {
-            (*it)->value = m.delta;
+                s.gauges.insert(k.name, k.hash, m.value);
+        } else if (auto* e = s.counters.find(k.name, k.hash)) {
+            e->value = m.delta;
         } else {
-            s.counters.insert(Entry<std::int64_t>::make(m.id, m.delta));
+            s.counters.insert(k.name, k.hash, m.delta);
         }
     }
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "storage/detail/entry_table.hpp"
 #include "storage/storage.hpp"
 
 #include <cstddef>
@@ -13,7 +14,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_set>
 #include <vector>
 
 namespace storage {
@@ -105,63 +105,14 @@ public:
     std::int64_t counter(std::string_view id) const;
 
 private:
-    /// A name with its hash computed once: finds with it do not hash again (see Hash).
+    /// A name with its hash computed once: the shard and the table's probe both use it.
     struct Key {
         std::string_view name;
         std::size_t hash;
     };
 
-    /// One metric: the value, then the name's bytes, in a single allocation.
     template <class V>
-    class Entry {
-    public:
-        V value;
-
-        std::string_view name() const noexcept { return {reinterpret_cast<const char*>(this + 1), size_}; }
-
-        struct Free {
-            void operator()(Entry* e) const noexcept { ::operator delete(e); }
-        };
-        using Ptr = std::unique_ptr<Entry, Free>;
-
-        static Ptr make(std::string_view name, V value)
-        {
-            Ptr e{static_cast<Entry*>(::operator new(sizeof(Entry) + name.size()))};
-            e->value = value;
-            e->size_ = static_cast<std::uint32_t>(name.size());
-            std::memcpy(e.get() + 1, name.data(), name.size());
-            return e;
-        }
-
-    private:
-        std::uint32_t size_;
-    };
-
-    struct Hash {
-        using is_transparent = void;
-        static std::size_t of(std::string_view name) noexcept { return std::hash<std::string_view>{}(name); }
-        std::size_t operator()(const Key& k) const noexcept { return k.hash; }
-        std::size_t operator()(const Entry<double>::Ptr& e) const noexcept { return of(e->name()); }
-        std::size_t operator()(const Entry<std::int64_t>::Ptr& e) const noexcept { return of(e->name()); }
-    };
-    struct Equal {
-        using is_transparent = void;
-        template <class P>
-        bool operator()(const Key& k, const P& e) const noexcept { return k.name == e->name(); }
-        template <class P>
-        bool operator()(const P& e, const Key& k) const noexcept { return k.name == e->name(); }
-        template <class P>
-        bool operator()(const P& a, const P& b) const noexcept { return a->name() == b->name(); }
-    };
-
-    // Memory per metric (libstdc++, glibc malloc, x86-64): the set node holds the next pointer,
-    // the entry pointer and the cached hash (kept because Hash is not a "fast" hash): 24 bytes,
-    // a 32-byte chunk; the entry is 16 bytes plus the name, a 48-byte chunk for names up to 24
-    // bytes; the bucket array adds 8 to 16 (load factor 0.5..1). About 90 bytes with a 24-byte
-    // name, 66 beyond it. (std::unordered_map<std::string, V> took about 99 beyond: a 64-byte
-    // node with a 32-byte std::string, plus a second chunk for names over 15 bytes.)
-    template <class V>
-    using Map = std::unordered_set<typename Entry<V>::Ptr, Hash, Equal>;
+    using Map = detail::EntryTable<V>;
 
     /// One lock stripe; cache-line aligned so that neighbouring locks do not false-share.
     struct alignas(64) Shard {
@@ -170,7 +121,7 @@ private:
         Map<std::int64_t> counters;
     };
 
-    static Key key(std::string_view name) noexcept { return {name, Hash::of(name)}; }
+    static Key key(std::string_view name) noexcept { return {name, std::hash<std::string_view>{}(name)}; }
     Shard& shard(const Key& k) const noexcept { return shards_[k.hash & mask_]; }
 
     std::size_t mask_;

@@ -1,0 +1,61 @@
+#pragma once
+
+// Byte scans eight bytes at a time (SWAR) for the short strings of the hot paths: metric names
+// and JSON string tokens are 5 to 30 bytes, too short for a libc call or SIMD set-up to pay.
+//
+// Each mask function returns a word with the high bit set in every byte that matches, plus
+// perhaps in bytes above the first match (a borrow in the subtraction moves up): zero exactly
+// when no byte matches, and the lowest set bit always marks the first match.
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace core::bytes {
+
+static_assert(std::endian::native == std::endian::little, "the first byte is the lowest");
+
+constexpr std::uint64_t repeat(unsigned char c) noexcept { return 0x0101010101010101ULL * c; }
+constexpr std::uint64_t high_bits = repeat(0x80);
+
+inline std::uint64_t load(const char* p) noexcept
+{
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    return w;
+}
+
+/// Bytes of `w` equal to `c`.
+constexpr std::uint64_t equal_to(std::uint64_t w, unsigned char c) noexcept
+{
+    const std::uint64_t x = w ^ repeat(c);
+    return (x - repeat(1)) & ~x & high_bits;
+}
+
+/// Bytes of `w` below `n` (n at most 0x80).
+constexpr std::uint64_t below(std::uint64_t w, unsigned char n) noexcept
+{
+    return (w - repeat(n)) & ~w & high_bits;
+}
+
+/// Bytes of `w` at or above 0x80 (exact).
+constexpr std::uint64_t non_ascii(std::uint64_t w) noexcept { return w & high_bits; }
+
+/// The index of the first byte of `s` at or after `from` that `word_mask` flags (a word at a
+/// time) and `byte_matches` confirms for the tail, or s.size() if none.
+template <class WordMask, class ByteMatches>
+std::size_t find_first(std::string_view s, std::size_t from, WordMask word_mask, ByteMatches byte_matches) noexcept
+{
+    std::size_t i = from;
+    for (; i + 8 <= s.size(); i += 8)
+        if (const std::uint64_t m = word_mask(load(s.data() + i)); m != 0)
+            return i + static_cast<std::size_t>(std::countr_zero(m)) / 8;
+    for (; i < s.size(); ++i)
+        if (byte_matches(static_cast<unsigned char>(s[i])))
+            return i;
+    return s.size();
+}
+
+}  // namespace core::bytes

@@ -1,0 +1,33 @@
+#include "core/bytes.hpp"
+
+#include <doctest/doctest.h>
+
+#include <random>
+#include <string>
+
+namespace bytes = core::bytes;
+
+TEST_CASE("word scans find the first matching byte, as a byte loop does")
+{
+    // Random strings over bytes near every threshold, so that borrows between bytes (a match
+    // followed by look-alikes) are exercised at every position of a word and in the tail.
+    const std::string alphabet{"\x00\x01\x1f\x20\x21\x22\x2e\x2f\x30\x5b\x5c\x5d\x7e\x7f\x80\x81\xfe\xff", 18};
+    const auto word = [](std::uint64_t w) {
+        return bytes::below(w, 0x21) | bytes::equal_to(w, 0x7f) | bytes::equal_to(w, '\\') | bytes::non_ascii(w);
+    };
+    const auto byte = [](unsigned char c) { return c < 0x21 || c == 0x7f || c == '\\' || c >= 0x80; };
+    std::mt19937 random{42};
+    for (int round = 0; round < 20000; ++round) {
+        std::string s(random() % 40, 'a');
+        for (char& c : s)
+            if (random() % 4 == 0)
+                c = alphabet[random() % alphabet.size()];
+        const std::size_t from = s.empty() ? 0 : random() % (s.size() + 1);
+        std::size_t expected = from;
+        while (expected < s.size() && !byte(static_cast<unsigned char>(s[expected])))
+            ++expected;
+        CAPTURE(s);
+        CAPTURE(from);
+        REQUIRE(bytes::find_first(s, from, word, byte) == expected);
+    }
+}

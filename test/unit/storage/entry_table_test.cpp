@@ -1,0 +1,82 @@
+#include "storage/detail/entry_table.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Table = storage::detail::EntryTable<std::int64_t>;
+
+/// Checks that `t` holds exactly `model` (name -> value), by lookups and by iteration.
+void check_same(const Table& t, const std::map<std::string, std::pair<std::size_t, std::int64_t>>& model)
+{
+    REQUIRE(t.size() == model.size());
+    for (const auto& [name, entry] : model) {
+        const auto* e = t.find(name, entry.first);
+        REQUIRE(e != nullptr);
+        CHECK(e->name() == name);
+        CHECK(e->value == entry.second);
+    }
+    std::size_t seen = 0;
+    t.for_each([&](const storage::detail::Entry<std::int64_t>& e) {
+        const auto it = model.find(std::string{e.name()});
+        REQUIRE(it != model.end());
+        CHECK(e.value == it->second.second);
+        ++seen;
+    });
+    CHECK(seen == model.size());
+}
+
+}  // namespace
+
+TEST_CASE("the shard table finds, inserts and erases like a map, also when hashes collide")
+{
+    // Few distinct hashes make long probe runs that wrap around the end of the slot array, so
+    // backward-shift deletion must move the right slots; full hashes that differ only in their
+    // low bits (a shard's names all share them) must still spread.
+    for (const std::size_t distinct_hashes : {std::size_t{3}, std::size_t{64}, std::size_t{1} << 40}) {
+        CAPTURE(distinct_hashes);
+        std::mt19937_64 random{distinct_hashes};
+        Table table;
+        std::map<std::string, std::pair<std::size_t, std::int64_t>> model;
+        const auto hash_of = [&](std::size_t i) { return (i % distinct_hashes) << 6 | 5; };
+        for (int step = 0; step < 4000; ++step) {
+            const std::size_t i = random() % 300;
+            const std::string name = "m" + std::to_string(i);
+            const std::size_t hash = hash_of(i);
+            const bool present = model.count(name) != 0;
+            CHECK((table.find(name, hash) != nullptr) == present);
+            if (random() % 3 == 0) {
+                table.erase(name, hash);
+                model.erase(name);
+            } else if (present) {
+                table.find(name, hash)->value += 1;
+                model[name].second += 1;
+            } else {
+                CHECK(table.insert(name, hash, step)->name() == name);
+                model[name] = {hash, step};
+            }
+            if (step % 500 == 0)
+                check_same(table, model);
+        }
+        check_same(table, model);
+        table.clear();
+        CHECK(table.size() == 0);
+        CHECK(table.find("m1", hash_of(1)) == nullptr);
+        table.insert("again", 7, 1);  // usable after clear
+        CHECK(table.find("again", 7)->value == 1);
+    }
+}
+
+TEST_CASE("an empty shard table answers lookups and erases without slots")
+{
+    Table table;
+    CHECK(table.find("x", 1) == nullptr);
+    table.erase("x", 1);
+    CHECK(table.size() == 0);
+}
