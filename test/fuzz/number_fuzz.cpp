@@ -1,15 +1,36 @@
 // parse_gauge / parse_counter on arbitrary text: no crash, and whatever is accepted prints
-// and parses back to the same value (bit-exact for gauges).
+// and parses back to the same value (bit-exact for gauges). The gauge formatters print exactly
+// what std::to_chars prints, for every accepted gauge and for the double whose bits are the
+// first 8 input bytes.
 #include "core/number.hpp"
 
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string_view>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+
+namespace {
+
+void check_matches_to_chars(double v)
+{
+    char want[core::max_number_chars];
+    char got[core::max_number_chars];
+    auto same = [&](const char* want_end, const char* got_end) {
+        return want_end - want == got_end - got && std::memcmp(want, got, static_cast<std::size_t>(got_end - got)) == 0;
+    };
+    if (!same(std::to_chars(want, want + sizeof want, v, std::chars_format::fixed).ptr, core::format_gauge(got, v)))
+        std::abort();
+    if (!same(std::to_chars(want, want + sizeof want, v).ptr, core::format_json_double(got, v)))
+        std::abort();
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
 {
@@ -18,6 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (auto g = core::parse_gauge(s)) {
         if (!std::isfinite(*g))
             std::abort();
+        check_matches_to_chars(*g);
         for (auto format : {core::format_gauge, core::format_json_double}) {
             char* end = format(buf, *g);
             auto again = core::parse_gauge({buf, static_cast<std::size_t>(end - buf)});
@@ -37,6 +59,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             std::abort();
     } else if (c.error() != core::Errc::bad_value) {
         std::abort();
+    }
+    if (size >= sizeof(double)) {
+        double v = 0;
+        std::memcpy(&v, data, sizeof v);
+        if (std::isfinite(v))
+            check_matches_to_chars(v);
     }
     return 0;
 }

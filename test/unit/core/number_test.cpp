@@ -3,10 +3,14 @@
 #include <doctest/doctest.h>
 
 #include <bit>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
+#include <random>
 #include <string>
+#include <string_view>
 
 using core::Errc;
 
@@ -31,6 +35,42 @@ std::string counter_text(std::int64_t v)
 }
 
 bool same_bits(double a, double b) { return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b); }
+
+// The formatters must print exactly what the std::to_chars calls they replaced print.
+struct ToCharsComparison {
+    long checked = 0;
+    long mismatches = 0;
+
+    void operator()(double v)
+    {
+        if (!std::isfinite(v))
+            return;
+        ++checked;
+        char want[core::max_number_chars];
+        char got[core::max_number_chars];
+        compare("format_gauge", v, {want, std::to_chars(want, want + sizeof want, v, std::chars_format::fixed).ptr},
+            {got, core::format_gauge(got, v)});
+        compare("format_json_double", v, {want, std::to_chars(want, want + sizeof want, v).ptr},
+            {got, core::format_json_double(got, v)});
+    }
+
+    void compare(const char* what, double v, std::string_view want, std::string_view got)
+    {
+        if (want == got)
+            return;
+        // Report the first few only: one CHECK per value would be slow for millions of values.
+        if (++mismatches <= 10)
+            std::printf("%s(0x%016llx): std::to_chars \"%.*s\", ours \"%.*s\"\n", what,
+                static_cast<unsigned long long>(std::bit_cast<std::uint64_t>(v)), static_cast<int>(want.size()),
+                want.data(), static_cast<int>(got.size()), got.data());
+    }
+};
+
+double from_bits(std::uint64_t bits) { return std::bit_cast<double>(bits); }
+
+double next_up(double v) { return std::nextafter(v, std::numeric_limits<double>::infinity()); }
+
+double next_down(double v) { return std::nextafter(v, -std::numeric_limits<double>::infinity()); }
 
 }  // namespace
 
@@ -79,6 +119,86 @@ TEST_CASE("JSON doubles use an exponent when it is shorter")
     CHECK(json_text(1e300) == "1e+300");
     CHECK(json_text(1.5) == "1.5");
     CHECK(json_text(100) == "100");
+}
+
+TEST_CASE("gauge and JSON formatting match std::to_chars byte for byte")
+{
+    ToCharsComparison check;
+    std::mt19937_64 rng{20240611};
+
+    SUBCASE("special values")
+    {
+        constexpr auto limits = std::numeric_limits<double>{};
+        for (double v : {0.0, limits.max(), limits.lowest(), limits.min(), limits.denorm_min(), limits.epsilon(),
+                 123456.789, 3.25, 1e-7, 1e300, 1234.0, 0.1, 0.001, 1e21, 1e22, 1e23, 0x1p53, 0x1p70,
+                 9007199254740993.0, 12300000000000001048576.0, 5e-324}) {
+            check(v);
+            check(-v);
+        }
+        CHECK(check.checked == 42);
+    }
+    SUBCASE("random bit patterns")
+    {
+        while (check.checked < 300'000)
+            check(from_bits(rng()));
+    }
+    SUBCASE("random short decimals")
+    {
+        // What metrics usually hold: an integer of a few digits over a power of ten.
+        for (int i = 0; i < 200'000; ++i) {
+            const int digits = 1 + static_cast<int>(rng() % 17);
+            const auto mantissa = static_cast<double>(rng() % static_cast<std::uint64_t>(std::pow(10.0, digits)));
+            const int scale = static_cast<int>(rng() % 24) - 4;
+            const double v = scale >= 0 ? mantissa / std::pow(10.0, scale) : mantissa * std::pow(10.0, -scale);
+            check(rng() % 2 ? v : -v);
+        }
+    }
+    SUBCASE("integers up to 2^60")
+    {
+        for (int bits = 1; bits <= 60; ++bits)
+            for (int i = 0; i < 1'000; ++i) {
+                const std::uint64_t n = rng() >> (64 - bits);
+                check(static_cast<double>(n));
+            }
+        for (std::uint64_t n = 0; n < 20'000; ++n)
+            check(static_cast<double>(n));
+    }
+    SUBCASE("subnormals")
+    {
+        for (int i = 0; i < 20'000; ++i)
+            check(from_bits(rng() % 0x0010'0000'0000'0000));
+        for (std::uint64_t bits = 1; bits < 1'000; ++bits)
+            check(from_bits(bits));
+        check(next_down(std::numeric_limits<double>::min()));
+    }
+    SUBCASE("powers of two and their neighbours over the whole exponent range")
+    {
+        for (int e = -1074; e <= 1023; ++e) {
+            const double v = std::ldexp(1.0, e);
+            check(v);
+            check(next_up(v));
+            check(next_down(v));
+            check(-v);
+        }
+    }
+    SUBCASE("powers of ten and their neighbours, where the notation switches")
+    {
+        for (int k = -330; k <= 310; ++k) {
+            char text[16];
+            std::snprintf(text, sizeof text, "1e%d", k);
+            double v = 0;
+            std::from_chars(text, text + std::char_traits<char>::length(text), v);
+            for (double scaled : {v, v * 1.5, v * 9.99}) {
+                check(scaled);
+                check(next_up(scaled));
+                check(next_down(scaled));
+                check(next_up(next_up(scaled)));
+                check(next_down(next_down(scaled)));
+            }
+        }
+    }
+    INFO("values compared: ", check.checked);
+    CHECK(check.mismatches == 0);
 }
 
 TEST_CASE("parse_gauge accepts what Go's ParseFloat accepts for finite decimals")
