@@ -307,7 +307,8 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
         const http::Request& request = c.parser.request();
         c.response.clear();
         Exchange ex{request, request.body, c.response, c.scratch, c.peer, request.method == http::Method::head};
-        co_await pipeline_(ex);
+        if (!pipeline_.run_now(ex))
+            co_await pipeline_(ex);
 
         const bool keep_alive = request.keep_alive && !c.response.close && !stopping_;
         c.head.clear();

@@ -3,6 +3,7 @@
 #include "codec/hmac.hpp"
 #include "core/log.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace server {
@@ -66,6 +67,32 @@ core::awaitable<void> run_hooks(Exchange& ex, Layers layers, const Handler& end)
 }
 
 }  // namespace
+
+Pipeline::Pipeline(std::vector<std::unique_ptr<Middleware>> chain, std::unique_ptr<Handler> end)
+    : chain_(std::move(chain)),
+      end_(std::move(end)),
+      hooks_only_(std::none_of(chain_.begin(), chain_.end(), [](const auto& m) { return m->awaits(); }))
+{
+}
+
+bool Pipeline::run_now(Exchange& ex) const
+{
+    if (!hooks_only_ || !end_->answers_now(ex.request))
+        return false;
+    // run_hooks() without the frame: the same way in and out.
+    std::size_t entered = 0;
+    std::exception_ptr error;
+    try {
+        while (entered < chain_.size() && chain_[entered]->before(ex) == Flow::next)
+            ++entered;
+        if (entered == chain_.size())
+            end_->answer_now(ex);
+    } catch (...) {
+        error = std::current_exception();
+    }
+    leave(ex, Layers{chain_}.first(entered), std::move(error));
+    return true;
+}
 
 core::awaitable<void> Next::operator()(Exchange& ex) const
 {

@@ -70,18 +70,31 @@ class Handler {
 public:
     virtual ~Handler() = default;
     virtual core::awaitable<void> operator()(Exchange& ex) const = 0;
+
+    /// Whether answer_now() can answer `request` without waiting, judged from its request line
+    /// before any middleware runs (a memory store can; PostgreSQL cannot).
+    virtual bool answers_now(const http::Request&) const { return false; }
+    /// operator() as a plain call, for a request answers_now() accepted: no coroutine frame.
+    virtual void answer_now(Exchange&) const {}
 };
 
 /// The middleware chain built once at start-up, outermost first.
 class Pipeline {
 public:
-    Pipeline(std::vector<std::unique_ptr<Middleware>> chain, std::unique_ptr<Handler> end)
-        : chain_(std::move(chain)), end_(std::move(end)) {}
+    Pipeline(std::vector<std::unique_ptr<Middleware>> chain, std::unique_ptr<Handler> end);
+
     core::awaitable<void> operator()(Exchange& ex) const { return Next{chain_, *end_}(ex); }
+
+    /// Runs the whole chain as plain calls when every middleware is a hook and the handler
+    /// answers without waiting: true. Otherwise false, nothing has run, and the caller awaits
+    /// operator(). The same hooks run in the same order either way; a coroutine frame per
+    /// request (and one per layer that awaits) is what the plain path saves.
+    bool run_now(Exchange& ex) const;
 
 private:
     std::vector<std::unique_ptr<Middleware>> chain_;
     std::unique_ptr<Handler> end_;
+    bool hooks_only_;
 };
 
 // The middleware of the server, each configured once.

@@ -21,12 +21,14 @@ OfflineConnection::Answer OfflineConnection::handle(std::string_view raw)
     const http::Request& request = parser_.request();
     response_.clear();
     Exchange ex{request, request.body, response_, scratch_, "offline", request.method == http::Method::head};
-    asio::co_spawn(ioc_, pipeline_(ex), [](std::exception_ptr e) {
-        if (e)
-            std::rethrow_exception(e);
-    });
-    ioc_.restart();
-    ioc_.run();
+    if (!pipeline_.run_now(ex)) {  // as Listener::serve does
+        asio::co_spawn(ioc_, pipeline_(ex), [](std::exception_ptr e) {
+            if (e)
+                std::rethrow_exception(e);
+        });
+        ioc_.restart();
+        ioc_.run();
+    }
     head_.clear();
     response_.write_head(head_, request.version_minor, request.keep_alive);
     return {response_.status, {head_.data(), head_.size()}, ex.head_only ? std::string_view{} : response_.payload()};

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 namespace server {
@@ -92,6 +93,8 @@ void escape_html(fmt::memory_buffer& out, std::string_view s)
     }
 }
 
+}  // namespace
+
 /// What the JSON handlers need besides the request: a parser and the batch vectors.
 struct JsonScratch {
     core::JsonCodec codec;
@@ -99,33 +102,36 @@ struct JsonScratch {
     std::vector<core::Metric> stored;  ///< their stored results
 };
 
-/// Lends a JsonScratch for one request from a small per-thread pool. Not one per connection:
-/// a parser keeps buffers of about six times the largest body it has seen, and 64 connections'
-/// worth evicted each other from the cache (a /updates/ of 1000 took 2.5x its in-process time).
-/// Shared ones stay hot; a handler that suspends (PostgreSQL) holds its own until it ends.
+/// Lends a JsonScratch for one request from a small per-thread pool, on first use (URL routes
+/// need none). Not one per connection: a parser keeps buffers of about six times the largest
+/// body it has seen, and 64 connections' worth evicted each other from the cache (a /updates/
+/// of 1000 took 2.5x its in-process time). Shared ones stay hot; a handler that suspends
+/// (PostgreSQL) holds its own until it ends.
 class JsonLease {
 public:
-    JsonLease()
-    {
-        auto& free = pool();
-        if (free.empty()) {
-            scratch_ = std::make_unique<JsonScratch>();
-        } else {
-            scratch_ = std::move(free.back());
-            free.pop_back();
-        }
-    }
+    JsonLease() = default;
     ~JsonLease()
     {
         // Maybe on another thread than the one that lent it (a resumed coroutine): that
         // thread's pool takes it.
-        if (auto& free = pool(); free.size() < max_pooled)
+        if (auto& free = pool(); scratch_ && free.size() < max_pooled)
             free.push_back(std::move(scratch_));
     }
     JsonLease(const JsonLease&) = delete;
     JsonLease& operator=(const JsonLease&) = delete;
 
-    JsonScratch* operator->() const noexcept { return scratch_.get(); }
+    JsonScratch* operator->()
+    {
+        if (!scratch_) {
+            if (auto& free = pool(); free.empty()) {
+                scratch_ = std::make_unique<JsonScratch>();
+            } else {
+                scratch_ = std::move(free.back());
+                free.pop_back();
+            }
+        }
+        return scratch_.get();
+    }
 
 private:
     static constexpr std::size_t max_pooled = 16;
@@ -141,9 +147,133 @@ private:
     std::unique_ptr<JsonScratch> scratch_;
 };
 
+namespace {
+
+/// The routes that list the whole store or ask for its health: always awaited.
+bool waits_for_storage(std::string_view path) noexcept
+{
+    return path == "/" || path == "/ping" || path == "/metrics";
+}
+
 }  // namespace
 
+/// A request checked and reduced to the one storage call it needs: the router's work before
+/// and after that call is plain code, shared by the coroutine and the plain path.
+struct Router::Call {
+    enum class Op : std::uint8_t { none, apply, get, apply_batch, list, ping };
+    /// How a metric that apply or get returns is answered.
+    enum class Reply : std::uint8_t { ok_text, value_text, json };
+
+    Op op = Op::none;  ///< none: already answered (an error)
+    Reply reply = Reply::json;
+    core::Metric metric{};  ///< apply: the update; get: kind and id
+    std::string_view type;  ///< list: the content type
+    ListingWriter write = nullptr;
+
+    static Call store(Op op, const core::Metric& m, Reply reply)
+    {
+        Call c;
+        c.op = op;
+        c.metric = m;
+        c.reply = reply;
+        return c;
+    }
+    static Call only(Op op)
+    {
+        Call c;
+        c.op = op;
+        return c;
+    }
+    static Call listing(std::string_view type, ListingWriter write)
+    {
+        Call c = only(Op::list);
+        c.type = type;
+        c.write = write;
+        return c;
+    }
+};
+
 core::awaitable<void> Router::operator()(Exchange& ex) const
+{
+    JsonLease json;
+    const Call call = route(ex, json);
+    switch (call.op) {
+    case Call::Op::none:
+        break;
+    case Call::Op::apply: {
+        // Statements, not `x ? y : co_await z`: GCC 12 miscompiles co_await in conditions.
+        auto r = storage_.apply_now(call.metric);
+        if (!r)
+            r = co_await storage_.apply(call.metric);
+        reply(ex, call, *r);
+        break;
+    }
+    case Call::Op::get: {
+        auto r = storage_.get_now(call.metric.kind, call.metric.id);
+        if (!r)
+            r = co_await storage_.get(call.metric.kind, call.metric.id);
+        reply(ex, call, *r);
+        break;
+    }
+    case Call::Op::apply_batch: {
+        auto r = storage_.apply_batch_now(json->batch, json->stored);
+        if (!r)
+            r = co_await storage_.apply_batch(json->batch, json->stored);
+        reply_batch(ex, json->stored, *r);
+        break;
+    }
+    case Call::Op::list: {
+        auto all = co_await storage_.list();
+        if (!all) {
+            ex.response.fail(all.error());
+            break;
+        }
+        ex.response.status = 200;
+        ex.response.type = call.type;
+        ex.response.body.clear();
+        call.write(ex.response.body, *all);
+        break;
+    }
+    case Call::Op::ping: {
+        // Not `if (co_await ...)`: GCC 12 miscompiles a co_await in an if condition (ud2).
+        const bool healthy = co_await storage_.ping();
+        if (healthy)
+            ex.response.text("OK");
+        else
+            ex.response.fail(500, "storage unavailable");
+        break;
+    }
+    }
+}
+
+bool Router::answers_now(const http::Request& request) const
+{
+    return storage_.answers_now() && !waits_for_storage(request.path);
+}
+
+void Router::answer_now(Exchange& ex) const
+{
+    JsonLease json;
+    const Call call = route(ex, json);
+    // .value(): the storage promised (answers_now) to answer at once; a broken promise is a
+    // bad_optional_access, which GuardExceptions answers with a 500.
+    switch (call.op) {
+    case Call::Op::none:
+        return;
+    case Call::Op::apply:
+        return reply(ex, call, storage_.apply_now(call.metric).value());
+    case Call::Op::get:
+        return reply(ex, call, storage_.get_now(call.metric.kind, call.metric.id).value());
+    case Call::Op::apply_batch:
+        return reply_batch(ex, json->stored, storage_.apply_batch_now(json->batch, json->stored).value());
+    case Call::Op::list:
+    case Call::Op::ping:
+        break;
+    }
+    throw std::logic_error("answer_now: a route that waits for the storage");
+}
+
+Router::Call Router::route(Exchange& ex, JsonLease& json) const
 {
     const std::string_view path = ex.request.path;
     const Method method = ex.request.method;
@@ -151,42 +281,38 @@ core::awaitable<void> Router::operator()(Exchange& ex) const
     if (path == "/update/" || path == "/value/" || path == "/updates/") {
         if (method != Method::post) {
             method_not_allowed(ex, "POST");
-            co_return;
+            return {};
         }
         if (path == "/update/")
-            co_await update_json(ex);
-        else if (path == "/value/")
-            co_await value_json(ex);
-        else
-            co_await update_batch(ex);
-        co_return;
+            return update_json(ex, json->codec);
+        if (path == "/value/")
+            return value_json(ex, json->codec);
+        return update_batch(ex, *json.operator->());
     }
     if (path.starts_with("/update/")) {
-        if (method != Method::post)
-            method_not_allowed(ex, "POST");
-        else
-            co_await update_url(ex, path.substr(8));
-        co_return;
+        if (method == Method::post)
+            return update_url(ex, path.substr(8));
+        method_not_allowed(ex, "POST");
+        return {};
     }
     if (path == "/" || path == "/ping" || path == "/metrics" || path.starts_with("/value/")) {
         if (!is_get(ex)) {
             method_not_allowed(ex, "GET, HEAD");
-            co_return;
+            return {};
         }
         if (path == "/")
-            co_await listing(ex, content_type::html, write_index_html);
-        else if (path == "/ping")
-            co_await ping(ex);
-        else if (path == "/metrics")
-            co_await listing(ex, content_type::prometheus, write_prometheus);
-        else
-            co_await value_url(ex, path.substr(7));
-        co_return;
+            return Call::listing(content_type::html, write_index_html);
+        if (path == "/ping")
+            return Call::only(Call::Op::ping);
+        if (path == "/metrics")
+            return Call::listing(content_type::prometheus, write_prometheus);
+        return value_url(ex, path.substr(7));
     }
     ex.response.fail(404, "not found");
+    return {};
 }
 
-core::awaitable<void> Router::update_url(Exchange& ex, std::string_view rest) const
+Router::Call Router::update_url(Exchange& ex, std::string_view rest) const
 {
     // /update/{kind}/{name}/{value}: a missing part is an unknown route (404), as in the Go server.
     const std::string_view kind_text = next_segment(rest);
@@ -194,46 +320,38 @@ core::awaitable<void> Router::update_url(Exchange& ex, std::string_view rest) co
     const std::string_view value_text = next_segment(rest);
     if (raw_name.empty() || value_text.empty() || !rest.empty()) {
         ex.response.fail(404, raw_name.empty() ? "missing metric name" : "not found");
-        co_return;
+        return {};
     }
     auto kind = core::parse_kind(kind_text);
     if (!kind) {
         ex.response.fail(kind.error());
-        co_return;
+        return {};
     }
     auto name = decode_segment(raw_name, ex.scratch.path_segment);
     if (!name || !core::valid_name(*name)) {
         ex.response.fail(Errc::bad_name);
-        co_return;
+        return {};
     }
     core::Metric update{*name, *kind, 0, 0};
     if (*kind == core::Kind::gauge) {
         auto v = core::parse_gauge(value_text);
         if (!v) {
             ex.response.fail(v.error());
-            co_return;
+            return {};
         }
         update.value = *v;
     } else {
         auto d = core::parse_counter(value_text);
         if (!d) {
             ex.response.fail(d.error());
-            co_return;
+            return {};
         }
         update.delta = *d;
     }
-    // A statement, not `x ? y : co_await z`: GCC 12 miscompiles co_await in conditions.
-    auto stored = storage_.apply_now(update);
-    if (!stored)
-        stored = co_await storage_.apply(update);
-    if (!*stored) {
-        ex.response.fail(stored->error());
-        co_return;
-    }
-    ex.response.text("OK");
+    return Call::store(Call::Op::apply, update, Call::Reply::ok_text);
 }
 
-core::awaitable<void> Router::value_url(Exchange& ex, std::string_view rest) const
+Router::Call Router::value_url(Exchange& ex, std::string_view rest) const
 {
     const std::string_view kind_text = next_segment(rest);
     const std::string_view raw_name = next_segment(rest);
@@ -241,93 +359,69 @@ core::awaitable<void> Router::value_url(Exchange& ex, std::string_view rest) con
     auto name = decode_segment(raw_name, ex.scratch.path_segment);
     if (!kind || !name || raw_name.empty() || !rest.empty()) {
         ex.response.fail(404, "metric not found");
-        co_return;
+        return {};
     }
-    auto metric = storage_.get_now(*kind, *name);
-    if (!metric)
-        metric = co_await storage_.get(*kind, *name);
-    if (!*metric) {
-        ex.response.fail(metric->error());
-        co_return;
-    }
-    ex.response.status = 200;
-    ex.response.type = content_type::text;
-    ex.response.body.clear();
-    write_value_text(ex.response.body, **metric);
+    return Call::store(Call::Op::get, {*name, *kind, 0, 0}, Call::Reply::value_text);
 }
 
-core::awaitable<void> Router::update_json(Exchange& ex) const
+Router::Call Router::update_json(Exchange& ex, core::JsonCodec& codec) const
 {
-    const JsonLease json;
-    auto update = json->codec.parse_metric(ex.body);
+    auto update = codec.parse_metric(ex.body);
     if (!update) {
         ex.response.fail(update.error());
-        co_return;
+        return {};
     }
-    auto metric = storage_.apply_now(*update);
-    if (!metric)
-        metric = co_await storage_.apply(*update);
-    if (!*metric) {
-        ex.response.fail(metric->error());
-        co_return;
-    }
-    ex.response.json([&](fmt::memory_buffer& out) { core::write_json(out, **metric); });
+    return Call::store(Call::Op::apply, *update, Call::Reply::json);
 }
 
-core::awaitable<void> Router::value_json(Exchange& ex) const
+Router::Call Router::value_json(Exchange& ex, core::JsonCodec& codec) const
 {
-    const JsonLease json;
-    auto query = json->codec.parse_query(ex.body);
+    auto query = codec.parse_query(ex.body);
     if (!query) {
         ex.response.fail(query.error());
-        co_return;
+        return {};
     }
-    auto metric = storage_.get_now(query->kind, query->id);
-    if (!metric)
-        metric = co_await storage_.get(query->kind, query->id);
-    if (!*metric) {
-        ex.response.fail(metric->error());
-        co_return;
-    }
-    ex.response.json([&](fmt::memory_buffer& out) { core::write_json(out, **metric); });
+    return Call::store(Call::Op::get, {query->id, query->kind, 0, 0}, Call::Reply::json);
 }
 
-core::awaitable<void> Router::update_batch(Exchange& ex) const
+Router::Call Router::update_batch(Exchange& ex, JsonScratch& json) const
 {
-    const JsonLease json;
-    auto& batch = json->batch;
-    auto& stored = json->stored;
-    core::Result<void> r = json->codec.parse_batch(ex.body, batch, limits_.max_batch);
-    if (r)
-        r = co_await storage_.apply_batch(batch, stored);
+    if (auto r = json.codec.parse_batch(ex.body, json.batch, limits_.max_batch); !r) {
+        ex.response.fail(r.error());
+        return {};
+    }
+    return Call::only(Call::Op::apply_batch);
+}
+
+void Router::reply(Exchange& ex, const Call& call, const core::Result<core::Metric>& stored)
+{
+    if (!stored) {
+        ex.response.fail(stored.error());
+        return;
+    }
+    switch (call.reply) {
+    case Call::Reply::ok_text:
+        ex.response.text("OK");
+        break;
+    case Call::Reply::value_text:
+        ex.response.status = 200;
+        ex.response.type = content_type::text;
+        ex.response.body.clear();
+        write_value_text(ex.response.body, *stored);
+        break;
+    case Call::Reply::json:
+        ex.response.json([&](fmt::memory_buffer& out) { core::write_json(out, *stored); });
+        break;
+    }
+}
+
+void Router::reply_batch(Exchange& ex, std::span<const core::Metric> stored, const core::Result<void>& r)
+{
     if (!r) {
         ex.response.fail(r.error());
-        co_return;
+        return;
     }
-    ex.response.json([&](fmt::memory_buffer& out) { core::write_json(out, std::span<const core::Metric>{stored}); });
-}
-
-core::awaitable<void> Router::listing(Exchange& ex, std::string_view type, ListingWriter write) const
-{
-    auto all = co_await storage_.list();
-    if (!all) {
-        ex.response.fail(all.error());
-        co_return;
-    }
-    ex.response.status = 200;
-    ex.response.type = type;
-    ex.response.body.clear();
-    write(ex.response.body, *all);
-}
-
-core::awaitable<void> Router::ping(Exchange& ex) const
-{
-    // Not `if (co_await ...)`: GCC 12 miscompiles a co_await in an if condition (ud2).
-    const bool healthy = co_await storage_.ping();
-    if (healthy)
-        ex.response.text("OK");
-    else
-        ex.response.fail(500, "storage unavailable");
+    ex.response.json([&](fmt::memory_buffer& out) { core::write_json(out, stored); });
 }
 
 void write_index_html(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metrics)

@@ -3,7 +3,14 @@
 #include "server/middleware.hpp"
 #include "storage/storage.hpp"
 
+namespace core {
+class JsonCodec;
+}
+
 namespace server {
+
+class JsonLease;
+struct JsonScratch;
 
 struct RouterLimits {
     std::size_t max_batch = 10000;  ///< metrics in one /updates/ request (413 beyond)
@@ -16,17 +23,25 @@ public:
     /// `storage` outlives the router (owned by main).
     Router(storage::Storage& storage, RouterLimits limits) : storage_(storage), limits_(limits) {}
     core::awaitable<void> operator()(Exchange& ex) const override;
+    /// Every route but `/`, `/metrics` and `/ping`, when the storage answers at once.
+    bool answers_now(const http::Request& request) const override;
+    void answer_now(Exchange& ex) const override;
 
 private:
-    core::awaitable<void> update_url(Exchange& ex, std::string_view rest) const;
-    core::awaitable<void> value_url(Exchange& ex, std::string_view rest) const;
-    core::awaitable<void> update_json(Exchange& ex) const;
-    core::awaitable<void> value_json(Exchange& ex) const;
-    core::awaitable<void> update_batch(Exchange& ex) const;
+    struct Call;
     using ListingWriter = void (*)(fmt::memory_buffer&, std::span<const core::OwnedMetric>);
-    /// `/` and `/metrics`: every metric, written by `write` as `type`.
-    core::awaitable<void> listing(Exchange& ex, std::string_view type, ListingWriter write) const;
-    core::awaitable<void> ping(Exchange& ex) const;
+
+    /// Checks method and path, parses the input, and says which storage call answers it; an
+    /// error is answered here (Call::Op::none). `json` lends a parser to the JSON routes.
+    Call route(Exchange& ex, JsonLease& json) const;
+    Call update_url(Exchange& ex, std::string_view rest) const;
+    Call value_url(Exchange& ex, std::string_view rest) const;
+    Call update_json(Exchange& ex, core::JsonCodec& codec) const;
+    Call value_json(Exchange& ex, core::JsonCodec& codec) const;
+    Call update_batch(Exchange& ex, JsonScratch& json) const;
+    /// The answer once the storage has: "OK", the value as text, or the metric as JSON.
+    static void reply(Exchange& ex, const Call& call, const core::Result<core::Metric>& stored);
+    static void reply_batch(Exchange& ex, std::span<const core::Metric> stored, const core::Result<void>& r);
 
     storage::Storage& storage_;
     RouterLimits limits_;

@@ -42,6 +42,12 @@ std::optional<Result<Metric>> MemoryStorageAsync::get_now(Kind kind, std::string
     return std::as_const(self()).get(kind, id);
 }
 
+std::optional<Result<void>> MemoryStorageAsync::apply_batch_now(std::span<const Metric> batch,
+                                                                std::vector<Metric>& stored)
+{
+    return self().apply_batch(batch, &stored);
+}
+
 core::awaitable<Result<std::vector<OwnedMetric>>> MemoryStorageAsync::list()
 {
     co_return std::as_const(self()).list();

@@ -33,6 +33,8 @@ public:
     core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
     std::optional<Result<Metric>> apply_now(const Metric& update) override;
     std::optional<Result<Metric>> get_now(Kind kind, std::string_view id) override;
+    std::optional<Result<void>> apply_batch_now(std::span<const Metric> batch, std::vector<Metric>& stored) override;
+    bool answers_now() const override { return true; }
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
     core::awaitable<bool> ping() override;
     core::awaitable<void> close() override;

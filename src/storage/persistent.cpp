@@ -108,6 +108,17 @@ std::optional<Result<Metric>> PersistentStorage::apply_now(const Metric& update)
     return r;
 }
 
+std::optional<Result<void>> PersistentStorage::apply_batch_now(std::span<const Metric> batch,
+                                                               std::vector<Metric>& stored)
+{
+    if (synchronous())
+        return std::nullopt;
+    Result<void> r = memory_.apply_batch(batch, &stored);
+    if (r)
+        ++generation_;  // after the change, as settle() does
+    return r;
+}
+
 std::optional<Result<Metric>> PersistentStorage::get_now(Kind kind, std::string_view id)
 {
     return memory_.get(kind, id);

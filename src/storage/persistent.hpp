@@ -53,6 +53,8 @@ public:
     /// At once with snapshots on an interval; std::nullopt when every update waits for its snapshot.
     std::optional<Result<Metric>> apply_now(const Metric& update) override;
     std::optional<Result<Metric>> get_now(Kind kind, std::string_view id) override;
+    std::optional<Result<void>> apply_batch_now(std::span<const Metric> batch, std::vector<Metric>& stored) override;
+    bool answers_now() const override { return !synchronous(); }
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
     core::awaitable<bool> ping() override;
     /// Stops the periodic snapshots, writes a final snapshot (always, even if nothing changed:

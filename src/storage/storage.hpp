@@ -43,6 +43,13 @@ public:
     /// store then spends no coroutine frame on storage.
     virtual std::optional<Result<Metric>> apply_now(const Metric&) { return std::nullopt; }
     virtual std::optional<Result<Metric>> get_now(Kind, std::string_view) { return std::nullopt; }
+    virtual std::optional<Result<void>> apply_batch_now(std::span<const Metric>, std::vector<Metric>&)
+    {
+        return std::nullopt;
+    }
+    /// The three *_now calls above never answer std::nullopt: a handler may then run as a plain
+    /// call, without any coroutine frame (server::Handler::answers_now).
+    virtual bool answers_now() const { return false; }
 
     /// Every metric, sorted by (id, kind), gauges before counters for the same id.
     virtual core::awaitable<Result<std::vector<OwnedMetric>>> list() = 0;

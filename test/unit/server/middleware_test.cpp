@@ -72,33 +72,43 @@ private:
     std::string& trace_;
 };
 
-/// The router's place: answers "ok", or throws.
+/// The router's place: answers "ok", or throws; as a plain call when `now` says so.
 class Answer final : public server::Handler {
 public:
-    Answer(std::string& trace, bool throws) : trace_(trace), throws_(throws) {}
+    Answer(std::string& trace, bool throws, const bool& now) : trace_(trace), throws_(throws), now_(now) {}
     core::awaitable<void> operator()(Exchange& ex) const override
+    {
+        answer_now(ex);
+        co_return;
+    }
+    bool answers_now(const http::Request&) const override { return now_; }
+    void answer_now(Exchange& ex) const override
     {
         trace_ += "h";
         if (throws_)
             throw std::runtime_error("handler");
         ex.response.text("ok");
-        co_return;
     }
 
 private:
     std::string& trace_;
     bool throws_;
+    const bool& now_;
 };
 
-/// One GET through a chain; `trace` collects what ran.
+/// One GET through a chain; `trace` collects what ran. run() sends it twice, through the
+/// coroutine chain and then as plain calls (Pipeline::run_now), and checks that both ran the
+/// same hooks in the same order with the same answer.
 struct Chain {
     std::string trace;
     std::vector<std::unique_ptr<Middleware>> layers;
     bool handler_throws = false;
+    bool handler_now = false;
     http::RequestParser parser;
     std::vector<char> wire;
     server::Response response;
     server::Scratch scratch;
+    std::unique_ptr<server::Pipeline> pipeline;
 
     template <class M, class... Args>
     Chain& add(Args&&... args)
@@ -108,14 +118,37 @@ struct Chain {
     }
     Chain& probe(std::string name, Script script = {}) { return add<Probe>(std::move(name), trace, script); }
 
-    void run()
+    /// Once through the pipeline; `now`: the handler answers as a plain call if the chain lets it.
+    /// Returns whether the plain path ran.
+    bool run_once(bool now)
     {
+        if (!pipeline)
+            pipeline = std::make_unique<server::Pipeline>(std::move(layers),
+                                                          std::make_unique<Answer>(trace, handler_throws, handler_now));
+        handler_now = now;
         const std::string_view get = "GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
         wire.assign(get.begin(), get.end());
+        parser.reset();
         REQUIRE(parser.parse(wire) == http::RequestParser::State::done);
-        server::Pipeline pipeline{std::move(layers), std::make_unique<Answer>(trace, handler_throws)};
+        response.clear();
         Exchange ex{parser.request(), parser.request().body, response, scratch, "test"};
-        test::run(pipeline(ex));
+        if (pipeline->run_now(ex))
+            return true;
+        test::run((*pipeline)(ex));
+        return false;
+    }
+
+    void run()
+    {
+        const bool plain = run_once(false);  // outside CHECK: an escaping exception must leave run()
+        CHECK_FALSE(plain);
+        const std::string awaited = trace;
+        const int status = response.status;
+        trace.clear();
+        run_once(true);
+        CHECK(trace == awaited);
+        CHECK(response.status == status);
+        trace = awaited;
     }
 };
 
@@ -127,6 +160,7 @@ TEST_CASE("hook middleware runs in order around the handler")
     c.probe("A").probe("B").run();
     CHECK(c.trace == "A>B>h<B<A");
     CHECK(c.response.status == 200);
+    CHECK(c.run_once(true));  // hooks only, and a handler that answers now: no coroutine
 }
 
 TEST_CASE("a layer that answers skips the inner layers and its own way out")
@@ -157,6 +191,9 @@ TEST_CASE("an exception nobody recovers from leaves the pipeline")
     c.probe("A");
     CHECK_THROWS_AS(c.run(), std::runtime_error);
     CHECK(c.trace == "A>h!A");
+    c.trace.clear();
+    CHECK_THROWS_AS(c.run_once(true), std::runtime_error);  // the plain path lets it out too
+    CHECK(c.trace == "A>h!A");
 }
 
 TEST_CASE("a middleware that waits sits between hooks")
@@ -164,6 +201,9 @@ TEST_CASE("a middleware that waits sits between hooks")
     Chain c;
     c.probe("A").add<Waiter>(c.trace);
     c.probe("B").run();
+    CHECK(c.trace == "A>W>B>h<B<W<A");
+    c.trace.clear();
+    CHECK_FALSE(c.run_once(true));  // a layer that waits: the coroutine chain, whatever the handler says
     CHECK(c.trace == "A>W>B>h<B<W<A");
 
     SUBCASE("and exceptions cross it") {
@@ -179,7 +219,8 @@ TEST_CASE("a hook middleware called as a coroutine runs its hooks around next")
 {
     std::string trace;
     Probe a{"A", trace};
-    Answer end{trace, false};
+    const bool now = false;
+    Answer end{trace, false, now};
     http::RequestParser parser;
     std::vector<char> wire{'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P', '/', '1', '.', '0', '\r', '\n', '\r', '\n'};
     REQUIRE(parser.parse(wire) == http::RequestParser::State::done);

@@ -1,11 +1,14 @@
 #include "server/config.hpp"
 #include "server/offline.hpp"
+#include "http/parser.hpp"
 #include "server/pipeline.hpp"
 #include "storage/memory.hpp"
 
 #include <doctest/doctest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace {
 
@@ -100,4 +103,34 @@ TEST_CASE("a keyed server signs responses and refuses bad hashes")
     auto answer = conn.handle(bad);
     CHECK(answer.status == 400);
     CHECK(answer.head.find("HashSHA256: ") != std::string_view::npos);
+}
+
+TEST_CASE_FIXTURE(Fixture, "on the memory store the router answers as a plain call, except listings and ping")
+{
+    // Each request goes through Pipeline::run_now as the listener sends it; the answers are
+    // those of the coroutine path (the other tests here, and the PostgreSQL ones, use both).
+    const auto plain = [&](std::string raw) {
+        http::RequestParser parser;
+        std::vector<char> wire{raw.begin(), raw.end()};
+        REQUIRE(parser.parse(wire) == http::RequestParser::State::done);
+        server::Response response;
+        server::Scratch scratch;
+        server::Exchange ex{parser.request(), parser.request().body, response, scratch, "test"};
+        const bool answered = pipeline->run_now(ex);
+        return std::pair{answered, answered ? std::string{response.payload()} : std::string{}};
+    };
+    CHECK(plain(post("/update/gauge/g/2.5", {}, {})) == std::pair{true, std::string{"OK"}});
+    CHECK(plain(get("/value/gauge/g")) == std::pair{true, std::string{"2.5"}});
+    CHECK(plain(post("/update/", R"({"id":"c","type":"counter","delta":3})")) ==
+          std::pair{true, std::string{R"({"id":"c","type":"counter","delta":3})"}});
+    CHECK(plain(post("/value/", R"({"id":"c","type":"counter"})")) ==
+          std::pair{true, std::string{R"({"id":"c","type":"counter","delta":3})"}});
+    CHECK(plain(post("/updates/", R"([{"id":"c","type":"counter","delta":1}])")) ==
+          std::pair{true, std::string{R"([{"id":"c","type":"counter","delta":4}])"}});
+    CHECK(plain(post("/update/", "{")).first);  // errors too: 400 as a plain call
+    CHECK(plain(get("/nowhere")).first);
+    CHECK_FALSE(plain(get("/")).first);
+    CHECK_FALSE(plain(get("/metrics")).first);
+    CHECK_FALSE(plain(get("/ping")).first);
+    CHECK(store.counter("c") == 4);
 }
