@@ -176,10 +176,10 @@ constexpr auto exact_powers_of_ten = [] {
     return {decimal.significand, decimal.exponent, count_digits(decimal.significand)};
 }
 
-// Fixed notation as libstdc++ writes it from Ryu's digits. Precondition: d.exponent < 0 or the
-// value is below 2^53 (see exact_integer_limit). May scribble up to 33 bytes past p with bytes
+// Fixed notation as libstdc++ writes it from Ryu's digits `d` of `magnitude`. Precondition:
+// d.exponent < 0 or the value is below 2^53 (see exact_integer_limit). May scribble up to 33 bytes past p with bytes
 // that are not part of the result; callers own max_number_chars bytes.
-[[gnu::always_inline]] inline char* write_fixed(char* p, Shortest d) noexcept
+[[gnu::always_inline]] inline char* write_fixed(char* p, Shortest d, double magnitude) noexcept
 {
     if (d.exponent >= 0) {
         // Below 2^53 < 10^16: at most 16 digits and 15 zeros.
@@ -191,14 +191,19 @@ constexpr auto exact_powers_of_ten = [] {
     const int fraction = -d.exponent;
     const int whole = d.count - fraction;
     if (whole > 0) {
-        // Shift the fraction (at most 16 digits) one place right with fixed-size copies: two
-        // vector moves instead of a memmove call.
-        write_digits(p + d.count, d.digits);
-        char tail[16];
-        std::memcpy(tail, p + whole, sizeof tail);
-        p[whole] = '.';
-        std::memcpy(p + whole + 1, tail, sizeof tail);
-        return p + d.count + 1;
+        // Each part straight to its place. Not all digits and then the fraction moved one place
+        // right: reading back bytes just stored two at a time defeats store forwarding, a stall
+        // that took a fifth of the time (perf). The integer part is the double's own: no integer
+        // lies strictly between the value and its shortest decimal (it would be shorter still),
+        // and the value is below 2^53 here (a fraction), so the conversion is exact.
+        const auto integer = static_cast<std::uint64_t>(magnitude);
+        const std::uint64_t fraction_digits = d.digits - integer * powers_of_ten[static_cast<std::size_t>(fraction)];
+        write_digits(p + whole, integer);
+        p += whole;
+        *p++ = '.';
+        std::memset(p, '0', 16);  // the fraction's leading zeros (it has at most 16 digits)
+        write_digits(p + fraction, fraction_digits);  // not 0: the last digit is not a zero
+        return p + fraction;
     }
     *p++ = '0';
     *p++ = '.';
@@ -254,7 +259,7 @@ char* format_gauge(char* first, double v) noexcept
         *p = '0';
         return p + 1;
     }
-    return write_fixed(p, shortest(magnitude));
+    return write_fixed(p, shortest(magnitude), magnitude);
 }
 
 char* format_json_double(char* first, double v) noexcept
@@ -284,7 +289,7 @@ char* format_json_double(char* first, double v) noexcept
         return write_scientific(p, d);
     if (d.exponent >= 0 && magnitude >= exact_integer_limit) [[unlikely]]
         return std::to_chars(first, first + max_number_chars, v).ptr;  // exact digits, e.g. 2^70
-    return write_fixed(p, d);
+    return write_fixed(p, d, magnitude);
 }
 
 char* format_counter(char* first, std::int64_t v) noexcept
