@@ -128,23 +128,31 @@ std::size_t start_offset(const benchmark::State& state)
     return static_cast<std::size_t>(state.thread_index()) * 97;
 }
 
+/// Times gauge updates walking `names` from `start`, after checking that one succeeds.
+template <class Storage>
+void time_gauge_updates(benchmark::State& state, Storage& store, std::span<const std::string> names,
+                        std::size_t start)
+{
+    auto first = store.apply(Metric::gauge(names[start % names.size()], 2.5));
+    bench::require(first && first->value == 2.5, "time_gauge_updates", "a gauge update returns the new value");
+    std::size_t i = start;
+    const auto before = bench::thread_allocations();
+    for (auto _ : state) {
+        auto r = store.apply(Metric::gauge(names[i % names.size()], static_cast<double>(i)));
+        benchmark::DoNotOptimize(r);
+        ++i;
+    }
+    bench::report_thread_allocations(state, before);
+    state.SetItemsProcessed(state.iterations());
+}
+
 template <class Storage>
 void BM_UpdateGauge(benchmark::State& state)
 {
     static const auto names = make_names(name_count);
     static Storage store;  // shared by the benchmark's threads
     seed(state, store, names);
-    auto first = store.apply(Metric::gauge(names[0], 2.5));
-    bench::require(first && first->value == 2.5, "BM_UpdateGauge", "a gauge update returns the new value");
-    std::size_t i = start_offset(state);
-    const auto before = bench::thread_allocations();
-    for (auto _ : state) {
-        auto r = store.apply(Metric::gauge(names[i % name_count], static_cast<double>(i)));
-        benchmark::DoNotOptimize(r);
-        ++i;
-    }
-    bench::report_thread_allocations(state, before);
-    state.SetItemsProcessed(state.iterations());
+    time_gauge_updates(state, store, names, start_offset(state));
 }
 
 /// As BM_UpdateGauge, but each thread updates names of its own (agents on different hosts with
@@ -155,16 +163,8 @@ void BM_UpdateGaugeOwnNames(benchmark::State& state)
     static const auto all = make_names(name_count * 4);  // room for 4 threads
     static Storage store;
     seed(state, store, all);
-    const std::span<const std::string> names{all.data() + state.thread_index() * name_count, name_count};
-    std::size_t i = 0;
-    const auto before = bench::thread_allocations();
-    for (auto _ : state) {
-        auto r = store.apply(Metric::gauge(names[i % name_count], static_cast<double>(i)));
-        benchmark::DoNotOptimize(r);
-        ++i;
-    }
-    bench::report_thread_allocations(state, before);
-    state.SetItemsProcessed(state.iterations());
+    const auto own = static_cast<std::size_t>(state.thread_index()) * name_count;
+    time_gauge_updates(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
 }
 
 template <class Storage>

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, runs every suite (unit, fuzz replay, PostgreSQL, integration,
-# then the unit and fuzz suites again under AddressSanitizer + UBSan) and ends with one line
+# then the unit and fuzz suites again under AddressSanitizer + UBSan, and the unit suites under
+# ThreadSanitizer) and ends with one line
 # `N passed, M failed` counting every test case.
-#   METRICS_SKIP_SANITIZERS=1  skip the sanitizer build (quicker local runs)
+#   METRICS_SKIP_SANITIZERS=1  skip the sanitizer builds (quicker local runs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh || exit 1
@@ -102,6 +103,28 @@ if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
         FUZZ_ITERATIONS=5000 run_meson_suite asan_fuzz_replay build-asan fuzz
     else
         record asan_build 0 1
+    fi
+fi
+
+if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
+    echo "== thread sanitizer"
+    # The unit binaries only: they hold the concurrency tests (storage shards and batches, the
+    # agent's channel and senders, the snapshot writer); the rest would only add build time.
+    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    tsan_targets=()
+    for dir in test/unit/*/; do
+        name=$(basename "$dir")
+        [[ $name == postgres ]] || tsan_targets+=("test/unit/$name/unit_$name")
+    done
+    if { [[ -f build-tsan/build.ninja ]] ||
+         meson setup build-tsan --wrap-mode=nodownload -Db_sanitize=thread -Db_lundef=false \
+             -Dbenchmarks=disabled >/dev/null; } &&
+       ninja -C build-tsan -j "$(nproc)" "${tsan_targets[@]}" >/dev/null; then
+        for target in "${tsan_targets[@]}"; do
+            run_doctest "tsan_$(basename "$target")" "build-tsan/$target"
+        done
+    else
+        record tsan_build 0 1
     fi
 fi
 
