@@ -60,7 +60,7 @@ public:
             const Slot& s = slots_[i];
             if (s.entry == nullptr)
                 return nullptr;
-            if (s.hash == hash && s.entry->name() == name)
+            if (s.hash == hash && same_name(s.entry->name(), name))
                 return s.entry;
         }
     }
@@ -86,7 +86,7 @@ public:
             const Slot& s = slots_[hole];
             if (s.entry == nullptr)
                 return;
-            if (s.hash == hash && s.entry->name() == name)
+            if (s.hash == hash && same_name(s.entry->name(), name))
                 break;
         }
         Entry<V>::destroy(slots_[hole].entry);
@@ -134,6 +134,23 @@ private:
     };
 
     static constexpr std::size_t min_capacity = 8;
+
+    /// a == b for names, inline: most are 5 to 16 bytes, compared as two overlapping words, where
+    /// memcmp is a call through the PLT (3 % of a /updates/ of 1000 on a live server, perf).
+    static bool same_name(std::string_view a, std::string_view b) noexcept
+    {
+        const std::size_t n = a.size();
+        if (n != b.size())
+            return false;
+        const auto word = [](const char* p) {
+            std::uint64_t w;
+            std::memcpy(&w, p, sizeof w);
+            return w;
+        };
+        if (n >= 8 && n <= 16)
+            return ((word(a.data()) ^ word(b.data())) | (word(a.data() + n - 8) ^ word(b.data() + n - 8))) == 0;
+        return std::memcmp(a.data(), b.data(), n) == 0;
+    }
 
     std::size_t capacity() const noexcept { return slots_ ? mask_ + 1 : 0; }
 
