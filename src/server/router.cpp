@@ -120,6 +120,7 @@ public:
     JsonLease(const JsonLease&) = delete;
     JsonLease& operator=(const JsonLease&) = delete;
 
+    JsonScratch& operator*() { return *operator->(); }
     JsonScratch* operator->()
     {
         if (!scratch_) {
@@ -287,7 +288,7 @@ Router::Call Router::route(Exchange& ex, JsonLease& json) const
             return update_json(ex, json->codec);
         if (path == "/value/")
             return value_json(ex, json->codec);
-        return update_batch(ex, *json.operator->());
+        return update_batch(ex, *json);
     }
     if (path.starts_with("/update/")) {
         if (method == Method::post)

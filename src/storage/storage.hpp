@@ -38,9 +38,9 @@ public:
     /// The current value; unknown metric: Errc::not_found. `id` as given.
     virtual core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) = 0;
 
-    /// apply() and get() done at once when they need no waiting (memory; snapshots on an
-    /// interval), else std::nullopt and the caller awaits the coroutine: a handler on the memory
-    /// store then spends no coroutine frame on storage.
+    /// apply(), get() and apply_batch() done at once when they need no waiting (memory;
+    /// snapshots on an interval), else std::nullopt and the caller awaits the coroutine: a
+    /// handler on the memory store then spends no coroutine frame on storage.
     virtual std::optional<Result<Metric>> apply_now(const Metric&) { return std::nullopt; }
     virtual std::optional<Result<Metric>> get_now(Kind, std::string_view) { return std::nullopt; }
     virtual std::optional<Result<void>> apply_batch_now(std::span<const Metric>, std::vector<Metric>&)
