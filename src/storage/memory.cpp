@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cassert>
+#include <random>
 #include <utility>
 
 namespace storage {
@@ -89,8 +90,19 @@ private:
 
 }  // namespace
 
+namespace {
+
+std::uint64_t random_seed()
+{
+    std::random_device device;
+    return static_cast<std::uint64_t>(device()) << 32 | device();
+}
+
+}  // namespace
+
 MemoryStorage::MemoryStorage(Shards shards)
-    : mask_(std::bit_ceil(std::max<std::size_t>(shards.count, 1)) - 1),
+    : seed_(random_seed()),
+      mask_(std::bit_ceil(std::max<std::size_t>(shards.count, 1)) - 1),
       shards_(std::make_unique<Shard[]>(mask_ + 1))
 {
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "storage/detail/entry_table.hpp"
+#include "storage/detail/name_hash.hpp"
 #include "storage/storage.hpp"
 
 #include <cstddef>
@@ -123,9 +124,10 @@ private:
         Map<std::int64_t> counters;
     };
 
-    static Key key(std::string_view name) noexcept { return {name, std::hash<std::string_view>{}(name)}; }
+    Key key(std::string_view name) const noexcept { return {name, detail::name_hash(name, seed_)}; }
     Shard& shard(const Key& k) const noexcept { return shards_[k.hash & mask_]; }
 
+    std::uint64_t seed_;  ///< of name_hash, random per store
     std::size_t mask_;
     std::unique_ptr<Shard[]> shards_;
     /// Batches hold it shared, list() and clear() exclusively: a listing (hence a snapshot)
