@@ -227,11 +227,16 @@ Middleware::Flow RequireJson::before(Exchange& ex) const
 {
     if (ex.request.method != http::Method::post || !json_endpoint(ex.request.path))
         return Flow::next;
-    const auto type = ex.request.header(http::Field::content_type);
-    std::string_view media = type ? type->substr(0, type->find(';')) : std::string_view{};
-    while (!media.empty() && (media.back() == ' ' || media.back() == '\t'))
-        media.remove_suffix(1);
-    if (!http::iequals(media, "application/json")) {
+    constexpr std::string_view json = "application/json";
+    std::string_view media = ex.request.header(http::Field::content_type).value_or(std::string_view{});
+    // Parameters and the spaces before them only when there is more than the bare type (the
+    // usual case, without a libc call).
+    if (media.size() != json.size()) {
+        media = media.substr(0, media.find(';'));
+        while (!media.empty() && (media.back() == ' ' || media.back() == '\t'))
+            media.remove_suffix(1);
+    }
+    if (!http::iequals(media, json)) {
         ex.response.fail(core::Errc::unsupported_media_type);
         return Flow::answered;
     }

@@ -73,6 +73,11 @@ TEST_CASE_FIXTURE(Fixture, "JSON endpoints refuse other content types with 415")
     CHECK(conn.handle(post("/update/", R"({"id":"c","type":"counter","delta":2})", "text/plain")).status == 415);
     CHECK(conn.handle(post("/value/", R"({"id":"c","type":"counter"})", {})).status == 415);
     CHECK(conn.handle(post("/updates/", "[]", "application/json; charset=utf-8")).status == 400);
+    // Types of the bare type's length (16 bytes) are compared whole, without looking for ';'.
+    CHECK(conn.handle(post("/value/", R"({"id":"c","type":"counter"})", "application/jsoN")).status == 404);
+    CHECK(conn.handle(post("/value/", R"({"id":"c","type":"counter"})", "application/jso;")).status == 415);
+    CHECK(conn.handle(post("/value/", R"({"id":"c","type":"counter"})", "application/xml;a")).status == 415);
+    CHECK(conn.handle(post("/value/", R"({"id":"c","type":"counter"})", "APPLICATION/JSON ;q")).status == 404);
 }
 
 TEST_CASE_FIXTURE(Fixture, "a batch with a bad element changes nothing")
