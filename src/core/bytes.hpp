@@ -27,6 +27,14 @@ inline std::uint64_t load(const char* p) noexcept
     return w;
 }
 
+/// Four bytes at `p`, zero-extended.
+inline std::uint64_t load4(const char* p) noexcept
+{
+    std::uint32_t w;
+    std::memcpy(&w, p, sizeof w);
+    return w;
+}
+
 /// Bytes of `w` equal to `c`.
 constexpr std::uint64_t equal_to(std::uint64_t w, unsigned char c) noexcept
 {

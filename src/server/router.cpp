@@ -1,10 +1,12 @@
 #include "server/router.hpp"
 
+#include "core/bytes.hpp"
 #include "core/json.hpp"
 #include "core/number.hpp"
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -150,10 +152,65 @@ private:
 
 namespace {
 
+/// What a path asks for, before the method is checked.
+enum class Endpoint : std::uint8_t {
+    index, ping, metrics, update_json, value_json, update_batch, update_url, value_url, unknown
+};
+
+/// Whether `s` starts with the literal `prefix` (4 to 16 bytes, or fewer): two overlapping
+/// words. string_view's == and starts_with are memcmp calls (13 of them in the old chain of
+/// ifs, 3 % of a request), and GCC 12 calls memcmp for 7 or 9 fixed bytes too.
+template <std::size_t N>
+bool has_prefix(std::string_view s, const char (&prefix)[N]) noexcept
+{
+    constexpr std::size_t n = N - 1;
+    static_assert(n <= 16);
+    if (s.size() < n)
+        return false;
+    const char* p = s.data();
+    if constexpr (n >= 8) {
+        using core::bytes::load;
+        return ((load(p) ^ load(prefix)) | (load(p + n - 8) ^ load(prefix + n - 8))) == 0;
+    } else if constexpr (n >= 4) {
+        using core::bytes::load4;
+        return ((load4(p) ^ load4(prefix)) | (load4(p + n - 4) ^ load4(prefix + n - 4))) == 0;
+    } else {
+        return std::memcmp(p, prefix, n) == 0;
+    }
+}
+
+template <std::size_t N>
+bool is(std::string_view s, const char (&literal)[N]) noexcept
+{
+    return s.size() == N - 1 && has_prefix(s, literal);
+}
+
+Endpoint endpoint_of(std::string_view path) noexcept
+{
+    if (is(path, "/update/"))
+        return Endpoint::update_json;
+    if (is(path, "/updates/"))
+        return Endpoint::update_batch;
+    if (is(path, "/value/"))
+        return Endpoint::value_json;
+    if (has_prefix(path, "/update/"))
+        return Endpoint::update_url;
+    if (has_prefix(path, "/value/"))
+        return Endpoint::value_url;
+    if (is(path, "/"))
+        return Endpoint::index;
+    if (is(path, "/ping"))
+        return Endpoint::ping;
+    if (is(path, "/metrics"))
+        return Endpoint::metrics;
+    return Endpoint::unknown;
+}
+
 /// The routes that list the whole store or ask for its health: always awaited.
 bool waits_for_storage(std::string_view path) noexcept
 {
-    return path == "/" || path == "/ping" || path == "/metrics";
+    const Endpoint e = endpoint_of(path);
+    return e == Endpoint::index || e == Endpoint::ping || e == Endpoint::metrics;
 }
 
 }  // namespace
@@ -277,37 +334,48 @@ void Router::answer_now(Exchange& ex) const
 Router::Call Router::route(Exchange& ex, JsonLease& json) const
 {
     const std::string_view path = ex.request.path;
-    const Method method = ex.request.method;
-
-    if (path == "/update/" || path == "/value/" || path == "/updates/") {
-        if (method != Method::post) {
+    const Endpoint endpoint = endpoint_of(path);
+    switch (endpoint) {
+    case Endpoint::update_json:
+    case Endpoint::value_json:
+    case Endpoint::update_batch:
+    case Endpoint::update_url:
+        if (ex.request.method != Method::post) {
             method_not_allowed(ex, "POST");
             return {};
         }
-        if (path == "/update/")
-            return update_json(ex, json->codec);
-        if (path == "/value/")
-            return value_json(ex, json->codec);
-        return update_batch(ex, *json);
-    }
-    if (path.starts_with("/update/")) {
-        if (method == Method::post)
-            return update_url(ex, path.substr(8));
-        method_not_allowed(ex, "POST");
-        return {};
-    }
-    if (path == "/" || path == "/ping" || path == "/metrics" || path.starts_with("/value/")) {
+        break;
+    case Endpoint::index:
+    case Endpoint::ping:
+    case Endpoint::metrics:
+    case Endpoint::value_url:
         if (!is_get(ex)) {
             method_not_allowed(ex, "GET, HEAD");
             return {};
         }
-        if (path == "/")
-            return Call::listing(content_type::html, write_index_html);
-        if (path == "/ping")
-            return Call::only(Call::Op::ping);
-        if (path == "/metrics")
-            return Call::listing(content_type::prometheus, write_prometheus);
+        break;
+    case Endpoint::unknown:
+        break;
+    }
+    switch (endpoint) {
+    case Endpoint::update_json:
+        return update_json(ex, json->codec);
+    case Endpoint::value_json:
+        return value_json(ex, json->codec);
+    case Endpoint::update_batch:
+        return update_batch(ex, *json);
+    case Endpoint::update_url:
+        return update_url(ex, path.substr(8));
+    case Endpoint::index:
+        return Call::listing(content_type::html, write_index_html);
+    case Endpoint::ping:
+        return Call::only(Call::Op::ping);
+    case Endpoint::metrics:
+        return Call::listing(content_type::prometheus, write_prometheus);
+    case Endpoint::value_url:
         return value_url(ex, path.substr(7));
+    case Endpoint::unknown:
+        break;
     }
     ex.response.fail(404, "not found");
     return {};

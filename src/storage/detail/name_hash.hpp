@@ -11,9 +11,10 @@
 // Each multiplication is folded (high half xor low half of the 128-bit product): every input
 // bit reaches both ends of the result, which both uses of the hash need.
 
+#include "core/bytes.hpp"
+
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <string_view>
 
 namespace storage::detail {
@@ -35,20 +36,6 @@ inline std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept
 #endif
 }
 
-inline std::uint64_t load_u64(const char* p) noexcept
-{
-    std::uint64_t w;
-    std::memcpy(&w, p, sizeof w);
-    return w;
-}
-
-inline std::uint64_t load_u32(const char* p) noexcept
-{
-    std::uint32_t w;
-    std::memcpy(&w, p, sizeof w);
-    return w;
-}
-
 /// A 64-bit hash of `s` under `seed`. Reads only the bytes of `s`.
 inline std::uint64_t name_hash(std::string_view s, std::uint64_t seed) noexcept
 {
@@ -63,14 +50,14 @@ inline std::uint64_t name_hash(std::string_view s, std::uint64_t seed) noexcept
     if (n > 16) {
         // Sixteen bytes per round; the last (possibly overlapping) sixteen go to the final mix.
         for (; n > 16; p += 16, n -= 16)
-            seed = fold_multiply(load_u64(p) ^ k1, load_u64(p + 8) ^ seed);
-        a = load_u64(p + n - 16);
-        b = load_u64(p + n - 8);
+            seed = fold_multiply(core::bytes::load(p) ^ k1, core::bytes::load(p + 8) ^ seed);
+        a = core::bytes::load(p + n - 16);
+        b = core::bytes::load(p + n - 8);
     } else if (n >= 8) {
-        a = load_u64(p);
-        b = load_u64(p + n - 8);
+        a = core::bytes::load(p);
+        b = core::bytes::load(p + n - 8);
     } else if (n >= 4) {
-        a = load_u32(p) << 32 | load_u32(p + n - 4);
+        a = core::bytes::load4(p) << 32 | core::bytes::load4(p + n - 4);
     } else if (n > 0) {
         a = static_cast<std::uint64_t>(static_cast<unsigned char>(p[0])) << 16 |
             static_cast<std::uint64_t>(static_cast<unsigned char>(p[n / 2])) << 8 |

@@ -139,3 +139,36 @@ TEST_CASE_FIXTURE(Fixture, "on the memory store the router answers as a plain ca
     CHECK_FALSE(plain(get("/ping")).first);
     CHECK(store.counter("c") == 4);
 }
+
+TEST_CASE_FIXTURE(Fixture, "every path is routed by its exact spelling, then by the method")
+{
+    conn.handle(post("/update/gauge/g/1", {}, {}));
+    // Paths near the routes' spellings: one byte more, fewer or different is not found.
+    for (std::string_view path : {"/updat", "/update", "/updates", "/updates/x", "/value", "/valu/", "/Value/",
+                                  "/update-/", "/pin", "/pings", "/metric", "/metricsx", "//", "/x/"}) {
+        CAPTURE(path);
+        CHECK(conn.handle(get(path)).status == 404);
+        CHECK(conn.handle(post(path, "{}")).status == 404);
+    }
+    // The right spelling with the wrong method.
+    for (std::string_view path : {"/update/", "/updates/", "/value/", "/update/gauge/g/1"}) {
+        CAPTURE(path);
+        auto answer = conn.handle(get(path));
+        CHECK(answer.status == 405);
+        CHECK(answer.head.find("Allow: POST\r\n") != std::string_view::npos);
+    }
+    for (std::string_view path : {"/", "/ping", "/metrics", "/value/gauge/g"}) {
+        CAPTURE(path);
+        auto answer = conn.handle(post(path, "{}"));
+        CHECK(answer.status == 405);
+        CHECK(answer.head.find("Allow: GET, HEAD\r\n") != std::string_view::npos);
+    }
+    // The right spelling and method.
+    CHECK(conn.handle(get("/value/gauge/g")).body == "1");
+    CHECK(conn.handle(post("/value/", R"({"id":"g","type":"gauge"})")).status == 200);
+    CHECK(conn.handle(post("/update/", R"({"id":"g","type":"gauge","value":2})")).status == 200);
+    CHECK(conn.handle(post("/updates/", R"([{"id":"g","type":"gauge","value":3}])")).status == 200);
+    CHECK(conn.handle(get("/")).status == 200);
+    CHECK(conn.handle(get("/ping")).status == 200);
+    CHECK(conn.handle(get("/metrics")).status == 200);
+}

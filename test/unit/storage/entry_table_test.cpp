@@ -81,3 +81,26 @@ TEST_CASE("an empty shard table answers lookups and erases without slots")
     table.erase("x", 1);
     CHECK(table.size() == 0);
 }
+
+TEST_CASE("the shard table tells apart names of every size that differ in one byte")
+{
+    // All with one hash, so that every lookup compares names: the inline compares (4 to 7 and 8
+    // to 16 bytes, overlapping words) must look at every byte, the first and last included.
+    Table table;
+    std::vector<std::string> names;
+    for (std::size_t n = 1; n <= 20; ++n)
+        for (std::size_t at = 0; at < n; ++at) {
+            std::string name(n, 'n');
+            name[at] = 'x';
+            names.push_back(name);
+        }
+    for (std::size_t i = 0; i < names.size(); ++i)
+        table.insert(names[i], 7, static_cast<std::int64_t>(i));
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const auto* e = table.find(names[i], 7);
+        REQUIRE(e != nullptr);
+        CHECK(e->value == static_cast<std::int64_t>(i));
+    }
+    for (std::size_t n = 1; n <= 20; ++n)
+        CHECK(table.find(std::string(n, 'n'), 7) == nullptr);
+}
