@@ -35,6 +35,20 @@ inline std::uint64_t load4(const char* p) noexcept
     return w;
 }
 
+/// a[0, n) == b[0, n) for n <= 16, inline: at most two overlapping word compares, where memcmp
+/// is a call through the PLT for most sizes (names, paths and header values are short).
+inline bool equal_short(const char* a, const char* b, std::size_t n) noexcept
+{
+    if (n >= 8)
+        return ((load(a) ^ load(b)) | (load(a + n - 8) ^ load(b + n - 8))) == 0;
+    if (n >= 4)
+        return ((load4(a) ^ load4(b)) | (load4(a + n - 4) ^ load4(b + n - 4))) == 0;
+    for (std::size_t i = 0; i < n; ++i)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
 /// Bytes of `w` equal to `c`.
 constexpr std::uint64_t equal_to(std::uint64_t w, unsigned char c) noexcept
 {

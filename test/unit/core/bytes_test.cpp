@@ -31,3 +31,24 @@ TEST_CASE("word scans find the first matching byte, as a byte loop does")
         REQUIRE(bytes::find_first(s, from, word, byte) == expected);
     }
 }
+
+TEST_CASE("equal_short compares every byte of 0 to 16, as memcmp does")
+{
+    const std::string a = "abcdefghijklmnop";
+    for (std::size_t n = 0; n <= 16; ++n) {
+        CAPTURE(n);
+        std::string b = a;
+        CHECK(bytes::equal_short(a.data(), b.data(), n));
+        for (std::size_t at = 0; at < n; ++at) {
+            CAPTURE(at);
+            b = a;
+            b[at] = static_cast<char>(b[at] ^ 0x80);
+            CHECK_FALSE(bytes::equal_short(a.data(), b.data(), n));
+        }
+        // Bytes past n do not count.
+        b = a;
+        if (n < 16)
+            b[n] = '!';
+        CHECK(bytes::equal_short(a.data(), b.data(), n));
+    }
+}
