@@ -1,5 +1,7 @@
 #include "server/response.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cassert>
 #include <cstring>
 
@@ -122,6 +124,37 @@ constexpr std::string_view content_length_line = "\r\nContent-Length: ";
 constexpr std::string_view close_line = "\r\nConnection: close";
 constexpr std::string_view keep_alive_line = "\r\nConnection: keep-alive";
 
+/// The head of a 200 answer of one content type up to the length's digits, laid out at compile
+/// time: most answers are these, and one copy of a fixed size (inline) replaces five pieces, three
+/// of them memcpy calls (about 3 % of a small request).
+struct OkPrefix {
+    static constexpr std::size_t capacity = 80;
+    std::string_view type;
+    std::array<char, capacity> text{};
+    std::size_t size = 0;
+
+    consteval explicit OkPrefix(std::string_view t) : type(t)
+    {
+        for (std::string_view part : {std::string_view{"HTTP/1.1 200 OK"}, content_type_line, t, content_length_line})
+            for (char c : part)
+                text[size++] = c;
+    }
+};
+
+constexpr std::array ok_prefixes{OkPrefix{content_type::json}, OkPrefix{content_type::text}};
+static_assert(ok_prefixes[1].size <= OkPrefix::capacity);
+
+/// The prefix for a 200 answer of `type`, if it has one. Types are content_type's constants,
+/// whose literals the linker merges: the pointer compare decides at once, and the bytes are
+/// compared only if a literal was not merged (same size, other address).
+const OkPrefix* ok_prefix(std::string_view type) noexcept
+{
+    for (const OkPrefix& prefix : ok_prefixes)
+        if (type.data() == prefix.type.data() ? type.size() == prefix.type.size() : type == prefix.type)
+            return &prefix;
+    return nullptr;
+}
+
 }  // namespace
 
 void Response::write_head(fmt::memory_buffer& out, int version_minor, bool keep_alive) const
@@ -135,19 +168,27 @@ void Response::write_head(fmt::memory_buffer& out, int version_minor, bool keep_
                        content_length_line.size() + 20 + keep_alive_line.size() + 4;
     for (std::size_t i = 0; i < header_count_; ++i)
         room += 4 + headers_[i].name.size() + headers_[i].value.size();
+    const OkPrefix* prefix = status == 200 ? ok_prefix(type) : nullptr;
+    room = std::max(room, OkPrefix::capacity);  // the prefix is copied whole (it is less already)
     const std::size_t start = out.size();
     out.resize(start + room);
     char* p = out.data() + start;
 
-    p = put(p, "HTTP/1.");
-    *p++ = static_cast<char>('0' + version_minor);
-    *p++ = ' ';
-    p = put_decimal(p, static_cast<std::size_t>(status));
-    *p++ = ' ';
-    p = put(p, reason);
-    p = put(p, content_type_line);
-    p = put(p, type);
-    p = put(p, content_length_line);
+    if (prefix != nullptr) {
+        std::memcpy(p, prefix->text.data(), OkPrefix::capacity);
+        p[7] = static_cast<char>('0' + version_minor);  // "HTTP/1.x"
+        p += prefix->size;
+    } else {
+        p = put(p, "HTTP/1.");
+        *p++ = static_cast<char>('0' + version_minor);
+        *p++ = ' ';
+        p = put_decimal(p, static_cast<std::size_t>(status));
+        *p++ = ' ';
+        p = put(p, reason);
+        p = put(p, content_type_line);
+        p = put(p, type);
+        p = put(p, content_length_line);
+    }
     p = put_decimal(p, payload().size());
     for (std::size_t i = 0; i < header_count_; ++i) {
         p = put(p, "\r\n");

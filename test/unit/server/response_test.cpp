@@ -50,6 +50,28 @@ TEST_CASE("the response head has the status line, type, length and a blank line"
     }
 }
 
+TEST_CASE("200 answers of every content type, however the type's text was made, have the same head")
+{
+    // The usual ones are copied from a prefix laid out in advance; a type equal to a constant but
+    // at another address (a copy), and a type without a prefix, are written piece by piece.
+    const std::string json_copy{server::content_type::json};
+    const std::string text_copy{server::content_type::text};
+    for (std::string_view type : {server::content_type::json, server::content_type::text, server::content_type::html,
+                                  server::content_type::prometheus, std::string_view{json_copy},
+                                  std::string_view{text_copy}, std::string_view{"application/jsoN"}}) {
+        CAPTURE(type);
+        server::Response r;
+        r.text("OK");
+        r.type = type;
+        for (int minor : {0, 1}) {
+            const std::string expected = "HTTP/1." + std::to_string(minor) + " 200 OK\r\nContent-Type: " +
+                                         std::string{type} + "\r\nContent-Length: 2\r\n" +
+                                         (minor == 0 ? "Connection: keep-alive\r\n" : "") + "\r\n";
+            CHECK(head_of(r, minor, true) == expected);
+        }
+    }
+}
+
 TEST_CASE("failures carry their status and reason; an empty body has length 0")
 {
     server::Response r;
