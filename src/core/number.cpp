@@ -294,7 +294,21 @@ char* format_json_double(char* first, double v) noexcept
 
 char* format_counter(char* first, std::int64_t v) noexcept
 {
-    return std::to_chars(first, first + max_number_chars, v).ptr;
+    // The digit writer above rather than std::to_chars: inline, and two digits per step (a
+    // /updates/ answer formats hundreds of counters).
+    char* p = first;
+    auto magnitude = static_cast<std::uint64_t>(v);
+    if (v < 0) {
+        *p++ = '-';
+        magnitude = 0 - magnitude;  // also right for INT64_MIN
+    }
+    if (magnitude == 0) {
+        *p = '0';
+        return p + 1;
+    }
+    const int count = count_digits(magnitude);
+    write_digits(p + count, magnitude);
+    return p + count;
 }
 
 namespace {

@@ -65,6 +65,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::memcpy(&v, data, sizeof v);
         if (std::isfinite(v))
             check_matches_to_chars(v);
+        // The same bits as a counter: format_counter prints what std::to_chars prints.
+        std::int64_t i = 0;
+        std::memcpy(&i, data, sizeof i);
+        char want[32];
+        const char* want_end = std::to_chars(want, want + sizeof want, i).ptr;
+        const char* got_end = core::format_counter(buf, i);
+        if (got_end - buf != want_end - want || std::memcmp(buf, want, static_cast<std::size_t>(want_end - want)) != 0)
+            std::abort();
     }
     return 0;
 }

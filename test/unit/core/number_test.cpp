@@ -11,6 +11,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 using core::Errc;
 
@@ -199,6 +200,25 @@ TEST_CASE("gauge and JSON formatting match std::to_chars byte for byte")
     }
     INFO("values compared: ", check.checked);
     CHECK(check.mismatches == 0);
+}
+
+TEST_CASE("counters print as std::to_chars prints them")
+{
+    std::vector<std::int64_t> values{0, 1, -1, 9, 10, 99, 100, -100, std::numeric_limits<std::int64_t>::max(),
+                                     std::numeric_limits<std::int64_t>::min(),
+                                     std::numeric_limits<std::int64_t>::min() + 1};
+    // Every power of ten and its neighbours, both signs (digit counts change there).
+    for (std::int64_t p = 1; p <= std::numeric_limits<std::int64_t>::max() / 10; p *= 10)
+        for (std::int64_t v : {p - 1, p, p + 1, 10 * p - 1, 10 * p})
+            values.insert(values.end(), {v, -v});
+    std::mt19937_64 random{7};
+    for (int i = 0; i < 100000; ++i)
+        values.push_back(static_cast<std::int64_t>(random() >> (random() % 64)) * (i % 2 == 0 ? 1 : -1));
+    for (std::int64_t v : values) {
+        char expected[32];
+        const auto end = std::to_chars(expected, expected + sizeof expected, v).ptr;
+        REQUIRE(counter_text(v) == std::string_view(expected, static_cast<std::size_t>(end - expected)));
+    }
 }
 
 TEST_CASE("parse_gauge accepts what Go's ParseFloat accepts for finite decimals")
