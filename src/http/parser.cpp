@@ -116,6 +116,77 @@ const char* find_lf(const char* p, const char* end) noexcept
     return nullptr;
 }
 
+#if defined(__SSE2__)
+/// What fast_head needs to know of 64 bytes of a head: bit i of each mask is byte i.
+struct ChunkBits {
+    std::uint64_t lf = 0;
+    std::uint64_t cr = 0;
+    std::uint64_t bad = 0;  // controls other than HTAB, CR and LF, and DEL
+    std::uint64_t colon = 0;
+    std::uint64_t space = 0;
+};
+
+/// Classifies the bytes [at, at + 64) of `data` (`size` bytes, at least 16, at < size);
+/// bytes at or past `size` have no bits.
+ChunkBits scan_chunk(const char* data, std::size_t at, std::size_t size) noexcept
+{
+    const __m128i lf = _mm_set1_epi8('\n');
+    const __m128i cr = _mm_set1_epi8('\r');
+    const __m128i tab = _mm_set1_epi8('\t');
+    const __m128i del = _mm_set1_epi8(0x7f);
+    const __m128i below_space = _mm_set1_epi8(0x1f);
+    const __m128i colon = _mm_set1_epi8(':');
+    const __m128i space = _mm_set1_epi8(' ');
+    ChunkBits bits;
+#pragma GCC unroll 4
+    for (unsigned k = 0; k < 4; ++k) {
+        const std::size_t p = at + 16 * k;
+        if (p >= size)
+            break;
+        // The last block overlaps the one before it rather than reading past the buffer.
+        const std::size_t load_at = std::min(p, size - 16);
+        const auto skip = static_cast<unsigned>(p - load_at);
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + load_at));
+        const auto bits_of = [&](__m128i m) {
+            return std::uint64_t{static_cast<unsigned>(_mm_movemask_epi8(m)) >> skip} << (16 * k);
+        };
+        const __m128i is_lf = _mm_cmpeq_epi8(x, lf);
+        const __m128i is_cr = _mm_cmpeq_epi8(x, cr);
+        const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, below_space), x);
+        const __m128i allowed = _mm_or_si128(_mm_or_si128(is_lf, is_cr), _mm_cmpeq_epi8(x, tab));
+        bits.lf |= bits_of(is_lf);
+        bits.cr |= bits_of(is_cr);
+        bits.bad |= bits_of(_mm_or_si128(_mm_andnot_si128(allowed, control), _mm_cmpeq_epi8(x, del)));
+        bits.colon |= bits_of(_mm_cmpeq_epi8(x, colon));
+        bits.space |= bits_of(_mm_cmpeq_epi8(x, space));
+    }
+    return bits;
+}
+
+/// Bit masks of up to the first `max_bytes` bytes of a head, 64 to a word.
+struct HeadBits {
+    static constexpr std::size_t max_bytes = 512;
+    std::array<std::uint64_t, max_bytes / 64> lf;
+    std::array<std::uint64_t, max_bytes / 64> colon;
+    std::array<std::uint64_t, max_bytes / 64> space;
+};
+
+/// The first set bit at or after `from` in `words`, or `stop` if there is none before it.
+/// Reads no word past the one that holds bit `stop - 1`.
+std::size_t next_bit(const std::array<std::uint64_t, HeadBits::max_bytes / 64>& words,
+                     std::size_t from, std::size_t stop) noexcept
+{
+    std::size_t w = from / 64;
+    std::uint64_t m = words[w] & (~std::uint64_t{0} << (from % 64));
+    while (m == 0) {
+        if (++w * 64 >= stop)
+            return stop;
+        m = words[w];
+    }
+    return std::min(w * 64 + static_cast<std::size_t>(std::countr_zero(m)), stop);
+}
+#endif
+
 /// A lowercase header name with the case bit (0x20) of each of its letters, for is_name.
 template <std::size_t N>
 struct LowerName {
@@ -348,20 +419,28 @@ MessageParser::State MessageParser::finish(std::string_view body, std::size_t co
 
 [[gnu::always_inline]] inline Errc MessageParser::field_line(std::string_view line, bool store)
 {
-    // The name is a token up to the colon: this refuses a leading space (obs-fold: deprecated,
-    // and a smuggling vector) and whitespace before the colon. A known name is a token.
     const std::size_t colon = find_byte(line, ':');
     if (colon == std::string_view::npos)
         return Errc::bad_request;
-    const std::string_view name = line.substr(0, colon);
+    return header_field(line, colon, store, false);
+}
+
+/// The header line `line` with its first colon at `colon`. `vetted`: fast_head has already
+/// checked that the line has no control byte but HTAB, nor DEL.
+[[gnu::always_inline]] inline Errc MessageParser::header_field(std::string_view line, std::size_t colon,
+                                                               bool store, bool vetted)
+{
+    // The name is a token up to the colon: this refuses a leading space (obs-fold: deprecated,
+    // and a smuggling vector) and whitespace before the colon. A known name is a token.
+    const std::string_view name{line.data(), colon};
     const std::optional<Field> field = known_field(name);
     if (!field && !is_token(name))
         return Errc::bad_request;
     // Leading whitespace first: it is valid anyway, and the check then sees fewer bytes.
-    std::string_view value = line.substr(colon + 1);
+    std::string_view value{line.data() + colon + 1, line.size() - colon - 1};
     while (!value.empty() && is_space(value.front()))
         value.remove_prefix(1);
-    if (!all_printable(value, 0x20, field_table))
+    if (!vetted && !all_printable(value, 0x20, field_table))
         return Errc::bad_request;
     while (!value.empty() && is_space(value.back()))
         value.remove_suffix(1);
@@ -450,6 +529,75 @@ MessageParser::State MessageParser::head_complete(std::span<char> buffer)
     return State::need_more;
 }
 
+/// The whole head of a message that starts at buffer[0], when it is all there and plain: one
+/// SIMD pass checks every byte and finds the line ends, then each line gets only the checks
+/// that pass cannot do. Leaves the parser as the line-by-line path does after the empty line
+/// (then head_complete decides, as always) and returns true; or returns false, having changed
+/// nothing the line-by-line path will not set again, for anything it does not accept: bytes
+/// that may be an error (controls, bare CR or LF), a head over HeadBits::max_bytes or not
+/// complete, leading empty lines, a start line of 64 bytes or more, anything
+/// on_start_line_fast refuses, a bad header line, or limits exceeded. Every line it accepts,
+/// the line-by-line path accepts with the same result, so errors and their order stay its own.
+bool MessageParser::fast_head([[maybe_unused]] std::span<char> buffer)
+{
+#if !defined(__SSE2__)
+    return false;  // the line-by-line path does it all
+#else
+    const char* base = buffer.data();
+    const std::size_t size = buffer.size();
+    if (size < 16)
+        return false;  // no complete HTTP/1.1 head with a Host is that short
+    // Bytes, CRLF pairs and the end of the head: the empty line is an LF two bytes after
+    // the previous LF once every LF has its CR.
+    HeadBits bits;
+    std::size_t end = 0;
+    std::uint64_t cr_carry = 0;  // a CR in the last byte of the previous chunk
+    std::uint64_t lf_carry = 0;  // LFs in its last two bytes
+    for (std::size_t w = 0; w * 64 < std::min(size, HeadBits::max_bytes); ++w) {
+        const ChunkBits c = scan_chunk(base, w * 64, size);
+        const std::uint64_t empty = c.lf & (c.lf << 2 | lf_carry);
+        const std::uint64_t upto = empty == 0 ? ~std::uint64_t{0} : empty ^ (empty - 1);
+        if (((c.bad | (c.lf ^ (c.cr << 1 | cr_carry))) & upto) != 0)
+            return false;
+        bits.lf[w] = c.lf;
+        bits.colon[w] = c.colon;
+        bits.space[w] = c.space;
+        if (empty != 0) {
+            end = w * 64 + static_cast<std::size_t>(std::countr_zero(empty)) + 1;
+            break;
+        }
+        cr_carry = c.cr >> 63;
+        lf_carry = c.lf >> 62;
+    }
+    if (end == 0 || bits.lf[0] == 0)
+        return false;
+    // The start line ends with the first LF (never at byte 0: it has a CR before it).
+    const auto start_lf = static_cast<std::size_t>(std::countr_zero(bits.lf[0]));
+    const std::size_t start_len = start_lf - 1;
+    const std::size_t last = end - 2;  // the empty line
+    if (start_len > limits_.max_request_line ||
+        last - (start_lf + 1) > limits_.max_header_bytes)
+        return false;
+    const std::uint64_t spaces = bits.space[0] & ((std::uint64_t{1} << start_len) - 1);
+    if (!on_start_line_fast({base, start_len}, spaces))
+        return false;
+    // Each line before the empty one is a header line that ends with CRLF.
+    for (std::size_t at = start_lf + 1; at < last;) {
+        const std::size_t cr = next_bit(bits.lf, at, last) - 1;
+        const std::size_t colon = next_bit(bits.colon, at, cr);
+        if (colon == cr || header_field({base + at, cr - at}, colon - at, true, true) != Errc::ok) {
+            restart_head();
+            return false;
+        }
+        at = cr + 2;
+    }
+    section_start_ = start_lf + 1;
+    line_start_ = scan_ = end;
+    phase_ = Phase::headers;
+    return true;
+#endif
+}
+
 MessageParser::State MessageParser::run(std::span<char> buffer)
 {
     assert(buffer.size() >= size_);  // the caller only appends
@@ -464,6 +612,11 @@ MessageParser::State MessageParser::run(std::span<char> buffer)
     data_ = buffer.data();
     size_ = buffer.size();
 
+    // The first call for a message that arrived whole, the common case.
+    if (phase_ == Phase::start_line && scan_ == 0 && fast_head(buffer)) {
+        if (const State s = head_complete(buffer); s != State::need_more)
+            return s;
+    }
     for (;;) {
         switch (phase_) {
         case Phase::start_line: {
@@ -621,22 +774,45 @@ Errc RequestParser::on_start_line(std::string_view line)
     const std::size_t sp1 = find_byte(line, ' ');
     if (sp1 == std::string_view::npos)
         return Errc::bad_request;
-    const std::string_view method = line.substr(0, sp1);
     const std::string_view rest = line.substr(sp1 + 1);
     const std::size_t sp2 = find_byte(rest, ' ');
     if (sp2 == std::string_view::npos)
         return Errc::bad_request;
-    const std::string_view target = rest.substr(0, sp2);
+    return request_line(line.substr(0, sp1), rest.substr(0, sp2), rest.substr(sp2 + 1));
+}
+
+bool RequestParser::on_start_line_fast(std::string_view line, std::uint64_t spaces)
+{
+    // Split at the first two spaces as on_start_line does; a third one would be part of the
+    // version. HTTP/1.0 is rare enough for the line-by-line path.
+    const std::uint64_t after_first = spaces & (spaces - 1);
+    if (after_first == 0)
+        return false;
+    const auto sp1 = static_cast<std::size_t>(std::countr_zero(spaces));
+    const auto sp2 = static_cast<std::size_t>(std::countr_zero(after_first));
+    const std::string_view version = line.substr(sp2 + 1);
+    if (version != "HTTP/1.1")
+        return false;
+    return request_line(line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1), version) ==
+        Errc::ok;
+}
+
+/// The checks and the effect of a request line split at its spaces: a line on_start_line
+/// and on_start_line_fast both split the same way gets the same answer from both.
+Errc RequestParser::request_line(std::string_view method, std::string_view target,
+                                 std::string_view version_text)
+{
     if (target.size() > limits().max_uri)
         return Errc::uri_too_long;
-    const auto version = parse_version(rest.substr(sp2 + 1));
-    if (!is_token(method) || !version)
+    const auto version = parse_version(version_text);
+    const Method known = method_of(method);  // a known method is a token
+    if ((known == Method::other && !is_token(method)) || !version)
         return Errc::bad_request;
     // Origin-form only: absolute-form is for proxies, asterisk-form for OPTIONS *.
     if (target.empty() || target.front() != '/' || !all_printable(target, 0x21, target_table))
         return Errc::bad_request;
 
-    request_.method = method_of(method);
+    request_.method = known;
     request_.method_text = method;
     request_.target = target;
     const std::size_t q = find_byte(target, '?');
@@ -709,6 +885,11 @@ Errc ResponseParser::on_start_line(std::string_view line)
     response_.reason = reason;
     response_.version_minor = *version;
     return Errc::ok;
+}
+
+bool ResponseParser::on_start_line_fast(std::string_view line, std::uint64_t /*spaces*/)
+{
+    return on_start_line(line) == Errc::ok;  // changes nothing unless it accepts
 }
 
 core::Result<ResponseParser::Body> ResponseParser::on_head(const Head& head)

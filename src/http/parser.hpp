@@ -88,6 +88,11 @@ protected:
 
     /// Parses the start line; views into it stay valid (they are rebased on reallocation).
     virtual core::Errc on_start_line(std::string_view line) = 0;
+    /// As on_start_line for fast_head: `spaces` has bit i set when line[i] is a space (the
+    /// line is shorter than 64 bytes and holds no control byte but perhaps HTAB). Returns
+    /// false, changing nothing, for any line on_start_line would not accept as it does here;
+    /// it may also refuse lines on_start_line accepts (the line-by-line path then decides).
+    virtual bool on_start_line_fast(std::string_view line, std::uint64_t spaces) = 0;
     /// Decides the framing from the complete head, or returns an error.
     virtual core::Result<Body> on_head(const Head& head) = 0;
     /// The message is complete.
@@ -109,7 +114,9 @@ private:
     State fail(core::Errc e) noexcept;
     State finish(std::string_view body, std::size_t consumed);
     State head_complete(std::span<char> buffer);
+    bool fast_head(std::span<char> buffer);
     core::Errc field_line(std::string_view line, bool store);
+    core::Errc header_field(std::string_view line, std::size_t colon, bool store, bool vetted);
     void note_field(Field f, std::string_view value) noexcept;
     void restart_head() noexcept;
 
@@ -178,6 +185,9 @@ public:
 
 private:
     core::Errc on_start_line(std::string_view line) override;
+    bool on_start_line_fast(std::string_view line, std::uint64_t spaces) override;
+    core::Errc request_line(std::string_view method, std::string_view target,
+                            std::string_view version);
     core::Result<Body> on_head(const Head& head) override;
     void on_done(std::string_view body) override;
     void on_relocate(std::uintptr_t old_base, char* new_base) noexcept override;
@@ -218,6 +228,7 @@ public:
 
 private:
     core::Errc on_start_line(std::string_view line) override;
+    bool on_start_line_fast(std::string_view line, std::uint64_t spaces) override;
     core::Result<Body> on_head(const Head& head) override;
     void on_done(std::string_view body) override;
     void on_relocate(std::uintptr_t old_base, char* new_base) noexcept override;
