@@ -117,74 +117,52 @@ const char* find_lf(const char* p, const char* end) noexcept
 }
 
 #if defined(__SSE2__)
-/// What fast_head needs to know of 64 bytes of a head: bit i of each mask is byte i.
-struct ChunkBits {
-    std::uint64_t lf = 0;
-    std::uint64_t cr = 0;
-    std::uint64_t bad = 0;  // controls other than HTAB, CR and LF, and DEL
-    std::uint64_t colon = 0;
-    std::uint64_t space = 0;
+/// What fast_head needs to know of 16 bytes of a head: bit i of each mask is byte i.
+struct BlockBits {
+    unsigned lf;
+    unsigned cr;
+    unsigned bad;  // controls other than HTAB, CR and LF, and DEL
 };
 
-/// Classifies the bytes [at, at + 64) of `data` (`size` bytes, at least 16, at < size);
+/// Classifies the bytes [at, at + 16) of `data` (`size` bytes, at least 16, at < size);
 /// bytes at or past `size` have no bits.
-ChunkBits scan_chunk(const char* data, std::size_t at, std::size_t size) noexcept
+[[gnu::always_inline]] inline BlockBits scan_block(const char* data, std::size_t at, std::size_t size) noexcept
 {
-    const __m128i lf = _mm_set1_epi8('\n');
-    const __m128i cr = _mm_set1_epi8('\r');
-    const __m128i tab = _mm_set1_epi8('\t');
-    const __m128i del = _mm_set1_epi8(0x7f);
-    const __m128i below_space = _mm_set1_epi8(0x1f);
-    const __m128i colon = _mm_set1_epi8(':');
-    const __m128i space = _mm_set1_epi8(' ');
-    ChunkBits bits;
-#pragma GCC unroll 4
-    for (unsigned k = 0; k < 4; ++k) {
-        const std::size_t p = at + 16 * k;
-        if (p >= size)
-            break;
-        // The last block overlaps the one before it rather than reading past the buffer.
-        const std::size_t load_at = std::min(p, size - 16);
-        const auto skip = static_cast<unsigned>(p - load_at);
-        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + load_at));
-        const auto bits_of = [&](__m128i m) {
-            return std::uint64_t{static_cast<unsigned>(_mm_movemask_epi8(m)) >> skip} << (16 * k);
-        };
-        const __m128i is_lf = _mm_cmpeq_epi8(x, lf);
-        const __m128i is_cr = _mm_cmpeq_epi8(x, cr);
-        const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, below_space), x);
-        const __m128i allowed = _mm_or_si128(_mm_or_si128(is_lf, is_cr), _mm_cmpeq_epi8(x, tab));
-        bits.lf |= bits_of(is_lf);
-        bits.cr |= bits_of(is_cr);
-        bits.bad |= bits_of(_mm_or_si128(_mm_andnot_si128(allowed, control), _mm_cmpeq_epi8(x, del)));
-        bits.colon |= bits_of(_mm_cmpeq_epi8(x, colon));
-        bits.space |= bits_of(_mm_cmpeq_epi8(x, space));
-    }
-    return bits;
+    // The last block overlaps the one before it rather than reading past the buffer.
+    const std::size_t load_at = std::min(at, size - 16);
+    const auto skip = static_cast<unsigned>(at - load_at);
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + load_at));
+    const __m128i lf = _mm_cmpeq_epi8(x, _mm_set1_epi8('\n'));
+    const __m128i cr = _mm_cmpeq_epi8(x, _mm_set1_epi8('\r'));
+    const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+    const __m128i allowed = _mm_or_si128(_mm_or_si128(lf, cr), _mm_cmpeq_epi8(x, _mm_set1_epi8('\t')));
+    const __m128i bad = _mm_or_si128(_mm_andnot_si128(allowed, control),
+                                     _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+    const auto bits = [skip](__m128i m) { return static_cast<unsigned>(_mm_movemask_epi8(m)) >> skip; };
+    return {bits(lf), bits(cr), bits(bad)};
 }
 
-/// Bit masks of up to the first `max_bytes` bytes of a head, 64 to a word.
-struct HeadBits {
-    static constexpr std::size_t max_bytes = 512;
-    std::array<std::uint64_t, max_bytes / 64> lf;
-    std::array<std::uint64_t, max_bytes / 64> colon;
-    std::array<std::uint64_t, max_bytes / 64> space;
-};
-
-/// The first set bit at or after `from` in `words`, or `stop` if there is none before it.
-/// Reads no word past the one that holds bit `stop - 1`.
-std::size_t next_bit(const std::array<std::uint64_t, HeadBits::max_bytes / 64>& words,
-                     std::size_t from, std::size_t stop) noexcept
+/// The first colon in `line`, which lies in a buffer of `size` bytes (at least 16) that
+/// starts at `first`, or npos: one block for the names we know, all shorter than 16 bytes.
+[[gnu::always_inline]] inline std::size_t find_colon(std::string_view line, const char* first,
+                                                     std::size_t size) noexcept
 {
-    std::size_t w = from / 64;
-    std::uint64_t m = words[w] & (~std::uint64_t{0} << (from % 64));
-    while (m == 0) {
-        if (++w * 64 >= stop)
-            return stop;
-        m = words[w];
+    const auto at = static_cast<std::size_t>(line.data() - first);
+    const std::size_t load_at = std::min(at, size - 16);  // as in scan_block
+    const auto skip = static_cast<unsigned>(at - load_at);
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + load_at));
+    const unsigned colons =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(':')))) >> skip;
+    if (colons != 0) {
+        const auto colon = static_cast<std::size_t>(std::countr_zero(colons));
+        return colon < line.size() ? colon : std::string_view::npos;
     }
-    return std::min(w * 64 + static_cast<std::size_t>(std::countr_zero(m)), stop);
+    // No colon in the 16 - skip bytes from `at` on.
+    return line.size() <= 16 - skip ? std::string_view::npos : find_byte(line, ':');
 }
+
+// Heads the fast path takes: longer ones are rare, and the bound keeps a failed attempt cheap.
+constexpr std::size_t max_fast_head = 512;
 #endif
 
 /// A lowercase header name with the case bit (0x20) of each of its letters, for is_name.
@@ -237,7 +215,7 @@ bool is_name(std::string_view name) noexcept
 }
 
 /// Which Field the token `name` is, if any.
-std::optional<Field> known_field(std::string_view name) noexcept
+[[gnu::always_inline]] inline std::optional<Field> known_field(std::string_view name) noexcept
 {
     switch (name.size()) {
     case 4:
@@ -532,12 +510,12 @@ MessageParser::State MessageParser::head_complete(std::span<char> buffer)
 /// The whole head of a message that starts at buffer[0], when it is all there and plain: one
 /// SIMD pass checks every byte and finds the line ends, then each line gets only the checks
 /// that pass cannot do. Leaves the parser as the line-by-line path does after the empty line
-/// (then head_complete decides, as always) and returns true; or returns false, having changed
-/// nothing the line-by-line path will not set again, for anything it does not accept: bytes
-/// that may be an error (controls, bare CR or LF), a head over HeadBits::max_bytes or not
-/// complete, leading empty lines, a start line of 64 bytes or more, anything
-/// on_start_line_fast refuses, a bad header line, or limits exceeded. Every line it accepts,
-/// the line-by-line path accepts with the same result, so errors and their order stay its own.
+/// (head_complete then decides, as always) and returns true. Returns false, having changed
+/// nothing that the line-by-line path will not set again, for anything else: bytes that may
+/// be an error (controls, bare CR or LF), a head incomplete or over max_fast_head bytes,
+/// leading empty lines, a start line on_start_line_fast leaves alone, a bad header line,
+/// limits exceeded. A line it accepts, the line-by-line path accepts with the same result, so
+/// which error a head gets, and which error comes first, stays that path's decision.
 bool MessageParser::fast_head([[maybe_unused]] std::span<char> buffer)
 {
 #if !defined(__SSE2__)
@@ -546,55 +524,41 @@ bool MessageParser::fast_head([[maybe_unused]] std::span<char> buffer)
     const char* base = buffer.data();
     const std::size_t size = buffer.size();
     if (size < 16)
-        return false;  // no complete HTTP/1.1 head with a Host is that short
-    // Bytes, CRLF pairs and the end of the head: the empty line is an LF two bytes after
-    // the previous LF once every LF has its CR.
-    HeadBits bits;
-    std::size_t end = 0;
-    std::uint64_t cr_carry = 0;  // a CR in the last byte of the previous chunk
-    std::uint64_t lf_carry = 0;  // LFs in its last two bytes
-    for (std::size_t w = 0; w * 64 < std::min(size, HeadBits::max_bytes); ++w) {
-        const ChunkBits c = scan_chunk(base, w * 64, size);
-        const std::uint64_t empty = c.lf & (c.lf << 2 | lf_carry);
-        const std::uint64_t upto = empty == 0 ? ~std::uint64_t{0} : empty ^ (empty - 1);
-        if (((c.bad | (c.lf ^ (c.cr << 1 | cr_carry))) & upto) != 0)
-            return false;
-        bits.lf[w] = c.lf;
-        bits.colon[w] = c.colon;
-        bits.space[w] = c.space;
-        if (empty != 0) {
-            end = w * 64 + static_cast<std::size_t>(std::countr_zero(empty)) + 1;
+        return false;  // a block; no complete HTTP/1.1 head with a Host is that short anyway
+    // 16 bytes at a time: each LF before the first byte that may be an error (a control, a
+    // bare CR or LF) ends a line, whose CR is the byte before it.
+    std::size_t line = 0;   // where the current line starts
+    unsigned cr_carry = 0;  // a CR in the last byte of the previous block
+    for (std::size_t at = 0; at < std::min(size, max_fast_head); at += 16) {
+        const BlockBits b = scan_block(base, at, size);
+        const unsigned errors = b.bad | (b.lf ^ (b.cr << 1 | cr_carry));
+        unsigned lfs = b.lf & ((errors & (0U - errors)) - 1);  // all of them when no error
+        for (; lfs != 0; lfs &= lfs - 1) {
+            const std::size_t lf = at + static_cast<std::size_t>(std::countr_zero(lfs));
+            const std::string_view text{base + line, lf - 1 - line};
+            if (line == 0) {
+                if (text.size() > limits_.max_request_line || !on_start_line_fast(text))
+                    return false;
+                section_start_ = lf + 1;
+            } else if (text.empty()) {
+                if (line - section_start_ > limits_.max_header_bytes)
+                    break;
+                line_start_ = scan_ = lf + 1;
+                phase_ = Phase::headers;
+                return true;
+            } else if (const std::size_t colon = find_colon(text, base, size);
+                       colon == std::string_view::npos ||
+                       header_field(text, colon, true, true) != Errc::ok) {
+                break;
+            }
+            line = lf + 1;
+        }
+        if (lfs != 0 || errors != 0)
             break;
-        }
-        cr_carry = c.cr >> 63;
-        lf_carry = c.lf >> 62;
+        cr_carry = b.cr >> 15;
     }
-    if (end == 0 || bits.lf[0] == 0)
-        return false;
-    // The start line ends with the first LF (never at byte 0: it has a CR before it).
-    const auto start_lf = static_cast<std::size_t>(std::countr_zero(bits.lf[0]));
-    const std::size_t start_len = start_lf - 1;
-    const std::size_t last = end - 2;  // the empty line
-    if (start_len > limits_.max_request_line ||
-        last - (start_lf + 1) > limits_.max_header_bytes)
-        return false;
-    const std::uint64_t spaces = bits.space[0] & ((std::uint64_t{1} << start_len) - 1);
-    if (!on_start_line_fast({base, start_len}, spaces))
-        return false;
-    // Each line before the empty one is a header line that ends with CRLF.
-    for (std::size_t at = start_lf + 1; at < last;) {
-        const std::size_t cr = next_bit(bits.lf, at, last) - 1;
-        const std::size_t colon = next_bit(bits.colon, at, cr);
-        if (colon == cr || header_field({base + at, cr - at}, colon - at, true, true) != Errc::ok) {
-            restart_head();
-            return false;
-        }
-        at = cr + 2;
-    }
-    section_start_ = start_lf + 1;
-    line_start_ = scan_ = end;
-    phase_ = Phase::headers;
-    return true;
+    restart_head();
+    return false;
 #endif
 }
 
@@ -781,20 +745,18 @@ Errc RequestParser::on_start_line(std::string_view line)
     return request_line(line.substr(0, sp1), rest.substr(0, sp2), rest.substr(sp2 + 1));
 }
 
-bool RequestParser::on_start_line_fast(std::string_view line, std::uint64_t spaces)
+bool RequestParser::on_start_line_fast(std::string_view line)
 {
-    // Split at the first two spaces as on_start_line does; a third one would be part of the
-    // version. HTTP/1.0 is rare enough for the line-by-line path.
-    const std::uint64_t after_first = spaces & (spaces - 1);
-    if (after_first == 0)
+    // " HTTP/1.1" at the end and no space in the target (request_line refuses one) split the
+    // line where on_start_line does. HTTP/1.0 is rare enough for the line-by-line path.
+    constexpr std::string_view http11 = " HTTP/1.1";
+    if (line.size() <= http11.size() || line.substr(line.size() - http11.size()) != http11)
         return false;
-    const auto sp1 = static_cast<std::size_t>(std::countr_zero(spaces));
-    const auto sp2 = static_cast<std::size_t>(std::countr_zero(after_first));
-    const std::string_view version = line.substr(sp2 + 1);
-    if (version != "HTTP/1.1")
+    const std::string_view before = line.substr(0, line.size() - http11.size());
+    const std::size_t sp = find_byte(before, ' ');
+    if (sp == std::string_view::npos)
         return false;
-    return request_line(line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1), version) ==
-        Errc::ok;
+    return request_line(before.substr(0, sp), before.substr(sp + 1), http11.substr(1)) == Errc::ok;
 }
 
 /// The checks and the effect of a request line split at its spaces: a line on_start_line
@@ -887,7 +849,7 @@ Errc ResponseParser::on_start_line(std::string_view line)
     return Errc::ok;
 }
 
-bool ResponseParser::on_start_line_fast(std::string_view line, std::uint64_t /*spaces*/)
+bool ResponseParser::on_start_line_fast(std::string_view line)
 {
     return on_start_line(line) == Errc::ok;  // changes nothing unless it accepts
 }

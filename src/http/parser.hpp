@@ -88,11 +88,10 @@ protected:
 
     /// Parses the start line; views into it stay valid (they are rebased on reallocation).
     virtual core::Errc on_start_line(std::string_view line) = 0;
-    /// As on_start_line for fast_head: `spaces` has bit i set when line[i] is a space (the
-    /// line is shorter than 64 bytes and holds no control byte but perhaps HTAB). Returns
-    /// false, changing nothing, for any line on_start_line would not accept as it does here;
-    /// it may also refuse lines on_start_line accepts (the line-by-line path then decides).
-    virtual bool on_start_line_fast(std::string_view line, std::uint64_t spaces) = 0;
+    /// As on_start_line for fast_head, for a line without control bytes but perhaps HTAB:
+    /// true when on_start_line would accept the line, with the same effect; false, changing
+    /// nothing, when it would not, or for lines left to the line-by-line path.
+    virtual bool on_start_line_fast(std::string_view line) = 0;
     /// Decides the framing from the complete head, or returns an error.
     virtual core::Result<Body> on_head(const Head& head) = 0;
     /// The message is complete.
@@ -185,7 +184,7 @@ public:
 
 private:
     core::Errc on_start_line(std::string_view line) override;
-    bool on_start_line_fast(std::string_view line, std::uint64_t spaces) override;
+    bool on_start_line_fast(std::string_view line) override;
     core::Errc request_line(std::string_view method, std::string_view target,
                             std::string_view version);
     core::Result<Body> on_head(const Head& head) override;
@@ -228,7 +227,7 @@ public:
 
 private:
     core::Errc on_start_line(std::string_view line) override;
-    bool on_start_line_fast(std::string_view line, std::uint64_t spaces) override;
+    bool on_start_line_fast(std::string_view line) override;
     core::Result<Body> on_head(const Head& head) override;
     void on_done(std::string_view body) override;
     void on_relocate(std::uintptr_t old_base, char* new_base) noexcept override;
