@@ -126,7 +126,8 @@ struct BlockBits {
 
 /// Classifies the bytes [at, at + 16) of `data` (`size` bytes, at least 16, at < size);
 /// bytes at or past `size` have no bits.
-[[gnu::always_inline]] inline BlockBits scan_block(const char* data, std::size_t at, std::size_t size) noexcept
+[[gnu::always_inline]] inline BlockBits scan_block(const char* data, std::size_t at,
+                                                   std::size_t size) noexcept
 {
     // The last block overlaps the one before it rather than reading past the buffer.
     const std::size_t load_at = std::min(at, size - 16);
@@ -135,10 +136,13 @@ struct BlockBits {
     const __m128i lf = _mm_cmpeq_epi8(x, _mm_set1_epi8('\n'));
     const __m128i cr = _mm_cmpeq_epi8(x, _mm_set1_epi8('\r'));
     const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
-    const __m128i allowed = _mm_or_si128(_mm_or_si128(lf, cr), _mm_cmpeq_epi8(x, _mm_set1_epi8('\t')));
+    const __m128i tab = _mm_cmpeq_epi8(x, _mm_set1_epi8('\t'));
+    const __m128i allowed = _mm_or_si128(_mm_or_si128(lf, cr), tab);
     const __m128i bad = _mm_or_si128(_mm_andnot_si128(allowed, control),
                                      _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
-    const auto bits = [skip](__m128i m) { return static_cast<unsigned>(_mm_movemask_epi8(m)) >> skip; };
+    const auto bits = [skip](__m128i m) {
+        return static_cast<unsigned>(_mm_movemask_epi8(m)) >> skip;
+    };
     return {bits(lf), bits(cr), bits(bad)};
 }
 
@@ -405,8 +409,9 @@ MessageParser::State MessageParser::finish(std::string_view body, std::size_t co
 
 /// The header line `line` with its first colon at `colon`. `vetted`: fast_head has already
 /// checked that the line has no control byte but HTAB, nor DEL.
-[[gnu::always_inline]] inline Errc MessageParser::header_field(std::string_view line, std::size_t colon,
-                                                               bool store, bool vetted)
+[[gnu::always_inline]] inline Errc MessageParser::header_field(std::string_view line,
+                                                               std::size_t colon, bool store,
+                                                               bool vetted)
 {
     // The name is a token up to the colon: this refuses a leading space (obs-fold: deprecated,
     // and a smuggling vector) and whitespace before the colon. A known name is a token.

@@ -683,7 +683,8 @@ TEST_CASE("errors in a whole head keep their codes and their order")
         {"GET / HTTP/1.1\r\nHost: h\r\nX: 1234567\r\n\r\n", few_bytes, Errc::header_too_large},
         {"GET / HTTP/1.1\r\nHost: h\r\nX\x01: 1\r\nY: 123456789\r\n\r\n", few_bytes,
          Errc::bad_request},
-        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", small_body, Errc::body_too_large},
+        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", small_body,
+         Errc::body_too_large},
         // decided once the head is complete, as line by line
         {"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", {}, Errc::bad_request},
         {"GET / HTTP/1.1\r\nX: a\r\n\r\n", {}, Errc::bad_request},
