@@ -536,7 +536,7 @@ bool MessageParser::fast_head([[maybe_unused]] std::span<char> buffer)
     unsigned cr_carry = 0;  // a CR in the last byte of the previous block
     for (std::size_t at = 0; at < std::min(size, max_fast_head); at += 16) {
         const BlockBits b = scan_block(base, at, size);
-        const unsigned errors = b.bad | (b.lf ^ (b.cr << 1 | cr_carry));
+        const unsigned errors = b.bad | ((b.lf ^ (b.cr << 1 | cr_carry)) & 0xffff);
         unsigned lfs = b.lf & ((errors & (0U - errors)) - 1);  // all of them when no error
         for (; lfs != 0; lfs &= lfs - 1) {
             const std::size_t lf = at + static_cast<std::size_t>(std::countr_zero(lfs));
