@@ -766,8 +766,9 @@ bool RequestParser::on_start_line_fast(std::string_view line)
 
 /// The checks and the effect of a request line split at its spaces: a line on_start_line
 /// and on_start_line_fast both split the same way gets the same answer from both.
-Errc RequestParser::request_line(std::string_view method, std::string_view target,
-                                 std::string_view version_text)
+[[gnu::always_inline]] inline Errc RequestParser::request_line(std::string_view method,
+                                                             std::string_view target,
+                                                             std::string_view version_text)
 {
     if (target.size() > limits().max_uri)
         return Errc::uri_too_long;
