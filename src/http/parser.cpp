@@ -116,6 +116,59 @@ const char* find_lf(const char* p, const char* end) noexcept
     return nullptr;
 }
 
+#if defined(__SSE2__)
+/// What fast_head needs to know of 16 bytes of a head: bit i of each mask is byte i.
+struct BlockBits {
+    unsigned lf;
+    unsigned cr;
+    unsigned bad;  // controls other than HTAB, CR and LF, and DEL
+};
+
+/// Classifies the bytes [at, at + 16) of `data` (`size` bytes, at least 16, at < size);
+/// bytes at or past `size` have no bits.
+[[gnu::always_inline]] inline BlockBits scan_block(const char* data, std::size_t at,
+                                                   std::size_t size) noexcept
+{
+    // The last block overlaps the one before it rather than reading past the buffer.
+    const std::size_t load_at = std::min(at, size - 16);
+    const auto skip = static_cast<unsigned>(at - load_at);
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + load_at));
+    const __m128i lf = _mm_cmpeq_epi8(x, _mm_set1_epi8('\n'));
+    const __m128i cr = _mm_cmpeq_epi8(x, _mm_set1_epi8('\r'));
+    const __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+    const __m128i tab = _mm_cmpeq_epi8(x, _mm_set1_epi8('\t'));
+    const __m128i allowed = _mm_or_si128(_mm_or_si128(lf, cr), tab);
+    const __m128i bad = _mm_or_si128(_mm_andnot_si128(allowed, control),
+                                     _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)));
+    const auto bits = [skip](__m128i m) {
+        return static_cast<unsigned>(_mm_movemask_epi8(m)) >> skip;
+    };
+    return {bits(lf), bits(cr), bits(bad)};
+}
+
+/// The first colon in `line`, which lies in a buffer of `size` bytes (at least 16) that
+/// starts at `first`, or npos: one block for the names we know, all shorter than 16 bytes.
+[[gnu::always_inline]] inline std::size_t find_colon(std::string_view line, const char* first,
+                                                     std::size_t size) noexcept
+{
+    const auto at = static_cast<std::size_t>(line.data() - first);
+    const std::size_t load_at = std::min(at, size - 16);  // as in scan_block
+    const auto skip = static_cast<unsigned>(at - load_at);
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(first + load_at));
+    const unsigned colons =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8(':')))) >> skip;
+    if (colons != 0) {
+        const auto colon = static_cast<std::size_t>(std::countr_zero(colons));
+        return colon < line.size() ? colon : std::string_view::npos;
+    }
+    // No colon in the 16 - skip bytes from `at` on.
+    return line.size() <= 16 - skip ? std::string_view::npos : find_byte(line, ':');
+}
+
+// Heads the fast path takes: longer ones are rare, and the bound keeps a failed attempt cheap.
+constexpr std::size_t max_fast_head = 512;
+#endif
+
 /// A lowercase header name with the case bit (0x20) of each of its letters, for is_name.
 template <std::size_t N>
 struct LowerName {
@@ -166,7 +219,7 @@ bool is_name(std::string_view name) noexcept
 }
 
 /// Which Field the token `name` is, if any.
-std::optional<Field> known_field(std::string_view name) noexcept
+[[gnu::always_inline]] inline std::optional<Field> known_field(std::string_view name) noexcept
 {
     switch (name.size()) {
     case 4:
@@ -348,20 +401,29 @@ MessageParser::State MessageParser::finish(std::string_view body, std::size_t co
 
 [[gnu::always_inline]] inline Errc MessageParser::field_line(std::string_view line, bool store)
 {
-    // The name is a token up to the colon: this refuses a leading space (obs-fold: deprecated,
-    // and a smuggling vector) and whitespace before the colon. A known name is a token.
     const std::size_t colon = find_byte(line, ':');
     if (colon == std::string_view::npos)
         return Errc::bad_request;
-    const std::string_view name = line.substr(0, colon);
+    return header_field(line, colon, store, false);
+}
+
+/// The header line `line` with its first colon at `colon`. `vetted`: fast_head has already
+/// checked that the line has no control byte but HTAB, nor DEL.
+[[gnu::always_inline]] inline Errc MessageParser::header_field(std::string_view line,
+                                                               std::size_t colon, bool store,
+                                                               bool vetted)
+{
+    // The name is a token up to the colon: this refuses a leading space (obs-fold: deprecated,
+    // and a smuggling vector) and whitespace before the colon. A known name is a token.
+    const std::string_view name{line.data(), colon};
     const std::optional<Field> field = known_field(name);
     if (!field && !is_token(name))
         return Errc::bad_request;
     // Leading whitespace first: it is valid anyway, and the check then sees fewer bytes.
-    std::string_view value = line.substr(colon + 1);
+    std::string_view value{line.data() + colon + 1, line.size() - colon - 1};
     while (!value.empty() && is_space(value.front()))
         value.remove_prefix(1);
-    if (!all_printable(value, 0x20, field_table))
+    if (!vetted && !all_printable(value, 0x20, field_table))
         return Errc::bad_request;
     while (!value.empty() && is_space(value.back()))
         value.remove_suffix(1);
@@ -450,6 +512,61 @@ MessageParser::State MessageParser::head_complete(std::span<char> buffer)
     return State::need_more;
 }
 
+/// The whole head of a message that starts at buffer[0], when it is all there and plain: one
+/// SIMD pass checks every byte and finds the line ends, then each line gets only the checks
+/// that pass cannot do. Leaves the parser as the line-by-line path does after the empty line
+/// (head_complete then decides, as always) and returns true. Returns false, having changed
+/// nothing that the line-by-line path will not set again, for anything else: bytes that may
+/// be an error (controls, bare CR or LF), a head incomplete or over max_fast_head bytes,
+/// leading empty lines, a start line on_start_line_fast leaves alone, a bad header line,
+/// limits exceeded. A line it accepts, the line-by-line path accepts with the same result, so
+/// which error a head gets, and which error comes first, stays that path's decision.
+bool MessageParser::fast_head([[maybe_unused]] std::span<char> buffer)
+{
+#if !defined(__SSE2__)
+    return false;  // the line-by-line path does it all
+#else
+    const char* base = buffer.data();
+    const std::size_t size = buffer.size();
+    if (size < 16)
+        return false;  // a block; no complete HTTP/1.1 head with a Host is that short anyway
+    // 16 bytes at a time: each LF before the first byte that may be an error (a control, a
+    // bare CR or LF) ends a line, whose CR is the byte before it.
+    std::size_t line = 0;   // where the current line starts
+    unsigned cr_carry = 0;  // a CR in the last byte of the previous block
+    for (std::size_t at = 0; at < std::min(size, max_fast_head); at += 16) {
+        const BlockBits b = scan_block(base, at, size);
+        const unsigned errors = b.bad | ((b.lf ^ (b.cr << 1 | cr_carry)) & 0xffff);
+        unsigned lfs = b.lf & ((errors & (0U - errors)) - 1);  // all of them when no error
+        for (; lfs != 0; lfs &= lfs - 1) {
+            const std::size_t lf = at + static_cast<std::size_t>(std::countr_zero(lfs));
+            const std::string_view text{base + line, lf - 1 - line};
+            if (line == 0) {
+                if (text.size() > limits_.max_request_line || !on_start_line_fast(text))
+                    return false;
+                section_start_ = lf + 1;
+            } else if (text.empty()) {
+                if (line - section_start_ > limits_.max_header_bytes)
+                    break;
+                line_start_ = scan_ = lf + 1;
+                phase_ = Phase::headers;
+                return true;
+            } else if (const std::size_t colon = find_colon(text, base, size);
+                       colon == std::string_view::npos ||
+                       header_field(text, colon, true, true) != Errc::ok) {
+                break;
+            }
+            line = lf + 1;
+        }
+        if (lfs != 0 || errors != 0)
+            break;
+        cr_carry = b.cr >> 15;
+    }
+    restart_head();
+    return false;
+#endif
+}
+
 MessageParser::State MessageParser::run(std::span<char> buffer)
 {
     assert(buffer.size() >= size_);  // the caller only appends
@@ -464,6 +581,11 @@ MessageParser::State MessageParser::run(std::span<char> buffer)
     data_ = buffer.data();
     size_ = buffer.size();
 
+    // The first call for a message that arrived whole, the common case.
+    if (phase_ == Phase::start_line && scan_ == 0 && fast_head(buffer)) {
+        if (const State s = head_complete(buffer); s != State::need_more)
+            return s;
+    }
     for (;;) {
         switch (phase_) {
         case Phase::start_line: {
@@ -621,22 +743,44 @@ Errc RequestParser::on_start_line(std::string_view line)
     const std::size_t sp1 = find_byte(line, ' ');
     if (sp1 == std::string_view::npos)
         return Errc::bad_request;
-    const std::string_view method = line.substr(0, sp1);
     const std::string_view rest = line.substr(sp1 + 1);
     const std::size_t sp2 = find_byte(rest, ' ');
     if (sp2 == std::string_view::npos)
         return Errc::bad_request;
-    const std::string_view target = rest.substr(0, sp2);
+    return request_line(line.substr(0, sp1), rest.substr(0, sp2), rest.substr(sp2 + 1));
+}
+
+bool RequestParser::on_start_line_fast(std::string_view line)
+{
+    // " HTTP/1.1" at the end and no space in the target (request_line refuses one) split the
+    // line where on_start_line does. HTTP/1.0 is rare enough for the line-by-line path.
+    constexpr std::string_view http11 = " HTTP/1.1";
+    if (line.size() <= http11.size() || line.substr(line.size() - http11.size()) != http11)
+        return false;
+    const std::string_view before = line.substr(0, line.size() - http11.size());
+    const std::size_t sp = find_byte(before, ' ');
+    if (sp == std::string_view::npos)
+        return false;
+    return request_line(before.substr(0, sp), before.substr(sp + 1), http11.substr(1)) == Errc::ok;
+}
+
+/// The checks and the effect of a request line split at its spaces: a line on_start_line
+/// and on_start_line_fast both split the same way gets the same answer from both.
+[[gnu::always_inline]] inline Errc RequestParser::request_line(std::string_view method,
+                                                             std::string_view target,
+                                                             std::string_view version_text)
+{
     if (target.size() > limits().max_uri)
         return Errc::uri_too_long;
-    const auto version = parse_version(rest.substr(sp2 + 1));
-    if (!is_token(method) || !version)
+    const auto version = parse_version(version_text);
+    const Method known = method_of(method);  // a known method is a token
+    if ((known == Method::other && !is_token(method)) || !version)
         return Errc::bad_request;
     // Origin-form only: absolute-form is for proxies, asterisk-form for OPTIONS *.
     if (target.empty() || target.front() != '/' || !all_printable(target, 0x21, target_table))
         return Errc::bad_request;
 
-    request_.method = method_of(method);
+    request_.method = known;
     request_.method_text = method;
     request_.target = target;
     const std::size_t q = find_byte(target, '?');
@@ -709,6 +853,11 @@ Errc ResponseParser::on_start_line(std::string_view line)
     response_.reason = reason;
     response_.version_minor = *version;
     return Errc::ok;
+}
+
+bool ResponseParser::on_start_line_fast(std::string_view line)
+{
+    return on_start_line(line) == Errc::ok;  // changes nothing unless it accepts
 }
 
 core::Result<ResponseParser::Body> ResponseParser::on_head(const Head& head)

@@ -88,6 +88,10 @@ protected:
 
     /// Parses the start line; views into it stay valid (they are rebased on reallocation).
     virtual core::Errc on_start_line(std::string_view line) = 0;
+    /// As on_start_line for fast_head, for a line without control bytes but perhaps HTAB:
+    /// true when on_start_line would accept the line, with the same effect; false, changing
+    /// nothing, when it would not, or for lines left to the line-by-line path.
+    virtual bool on_start_line_fast(std::string_view line) = 0;
     /// Decides the framing from the complete head, or returns an error.
     virtual core::Result<Body> on_head(const Head& head) = 0;
     /// The message is complete.
@@ -109,7 +113,9 @@ private:
     State fail(core::Errc e) noexcept;
     State finish(std::string_view body, std::size_t consumed);
     State head_complete(std::span<char> buffer);
+    bool fast_head(std::span<char> buffer);
     core::Errc field_line(std::string_view line, bool store);
+    core::Errc header_field(std::string_view line, std::size_t colon, bool store, bool vetted);
     void note_field(Field f, std::string_view value) noexcept;
     void restart_head() noexcept;
 
@@ -178,6 +184,9 @@ public:
 
 private:
     core::Errc on_start_line(std::string_view line) override;
+    bool on_start_line_fast(std::string_view line) override;
+    core::Errc request_line(std::string_view method, std::string_view target,
+                            std::string_view version);
     core::Result<Body> on_head(const Head& head) override;
     void on_done(std::string_view body) override;
     void on_relocate(std::uintptr_t old_base, char* new_base) noexcept override;
@@ -218,6 +227,7 @@ public:
 
 private:
     core::Errc on_start_line(std::string_view line) override;
+    bool on_start_line_fast(std::string_view line) override;
     core::Result<Body> on_head(const Head& head) override;
     void on_done(std::string_view body) override;
     void on_relocate(std::uintptr_t old_base, char* new_base) noexcept override;

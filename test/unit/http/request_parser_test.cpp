@@ -4,8 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 using core::Errc;
@@ -492,4 +495,233 @@ TEST_CASE("chunk framing far beyond the body is refused")
         wire += chunk;
     CHECK(error_of(wire, limits) == Errc::body_too_large);
     CHECK(wire.size() < limits.max_message_bytes());
+}
+
+namespace {
+
+// Everything a parse reports, copied out of its buffer.
+struct Parsed {
+    State state = State::need_more;
+    Errc error = Errc::ok;
+    std::size_t consumed = 0;
+    Method method = Method::other;
+    std::string method_text, target, path, query, body;
+    int version_minor = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::array<std::uint8_t, http::field_count> fields{};
+    bool keep_alive = false;
+    bool expect_continue = false;
+
+    bool operator==(const Parsed&) const = default;
+};
+
+Parsed parsed(const RequestParser& parser, State state)
+{
+    Parsed p;
+    p.state = state;
+    p.error = parser.error();
+    if (state != State::done)
+        return p;
+    const http::Request& r = parser.request();
+    p.consumed = parser.consumed();
+    p.method = r.method;
+    p.method_text = r.method_text;
+    p.target = r.target;
+    p.path = r.path;
+    p.query = r.query;
+    p.body = r.body;
+    p.version_minor = r.version_minor;
+    for (const http::Header& h : r.headers)
+        p.headers.emplace_back(h.name, h.value);
+    p.fields = r.fields.slot;
+    p.keep_alive = r.keep_alive;
+    p.expect_continue = r.expect_continue;
+    return p;
+}
+
+// `wire` in one buffer: a complete head takes the fast path.
+Parsed parse_whole(std::string_view wire, Limits limits = {})
+{
+    RequestParser parser{limits};
+    std::vector<char> buffer = test::bytes(wire);
+    return parsed(parser, parser.parse(buffer));
+}
+
+// `wire` byte by byte: the head goes line by line.
+Parsed parse_bytewise(std::string_view wire, Limits limits = {})
+{
+    RequestParser parser{limits};
+    std::vector<char> buffer;
+    const State state = test::feed_bytewise(parser, wire, buffer);
+    return parsed(parser, state);
+}
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+}  // namespace
+
+TEST_CASE("a whole JSON update is parsed in one go into every field")
+{
+    const std::string_view wire =
+        "POST /update/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        "Content-Length: 5\r\n\r\n{\"a\"}";
+    const Parsed p = parse_whole(wire);
+    CHECK(p == parse_bytewise(wire));
+    REQUIRE(p.state == State::done);
+    CHECK(p.method == Method::post);
+    CHECK(p.method_text == "POST");
+    CHECK(p.target == "/update/");
+    CHECK(p.path == "/update/");
+    CHECK(p.query.empty());
+    CHECK(p.version_minor == 1);
+    CHECK(p.headers == Headers{{"Host", "localhost"}, {"Content-Type", "application/json"},
+                               {"Content-Length", "5"}});
+    CHECK(p.fields[static_cast<std::size_t>(http::Field::host)] == 1);
+    CHECK(p.fields[static_cast<std::size_t>(http::Field::content_type)] == 2);
+    CHECK(p.fields[static_cast<std::size_t>(http::Field::content_length)] == 3);
+    CHECK(p.fields[static_cast<std::size_t>(http::Field::connection)] == 0);
+    CHECK(p.body == "{\"a\"}");
+    CHECK(p.consumed == wire.size());
+    CHECK(p.keep_alive);
+    CHECK(!p.expect_continue);
+}
+
+TEST_CASE("a whole head parses as line by line wherever its line ends fall")
+{
+    // Every position of a header's CRLF and of the empty line relative to the 16- and 64-byte
+    // blocks of the fast path, with the head at the end of the buffer or followed by a body.
+    for (std::size_t pad = 0; pad < 140; ++pad) {
+        CAPTURE(pad);
+        const std::string value = "v" + std::string(pad, 'x') + "\tz";
+        // Names of 15, 16 and 17 bytes too: the fast path looks for a colon in one block.
+        const std::string head = "GET /a?b HTTP/1.1\r\nHost: h\r\nX-Pad: \t " + value +
+            " \t\r\nX-Fifteen-Bytes: 15\r\nX-Sixteen--Bytes:16\r\nX-Seventeen-Bytes: 17\r\n"
+            "Connection: close\r\n";
+        for (const std::string& wire : {head + "\r\n", head + "Content-Length: 3\r\n\r\nabc"}) {
+            const Parsed p = parse_whole(wire);
+            CHECK(p == parse_bytewise(wire));
+            REQUIRE(p.state == State::done);
+            REQUIRE(p.headers.size() >= 6);
+            CHECK(p.headers[1] == std::pair<std::string, std::string>{"X-Pad", value});
+            CHECK(p.headers[2] == std::pair<std::string, std::string>{"X-Fifteen-Bytes", "15"});
+            CHECK(p.headers[3] == std::pair<std::string, std::string>{"X-Sixteen--Bytes", "16"});
+            CHECK(p.headers[4] == std::pair<std::string, std::string>{"X-Seventeen-Bytes", "17"});
+            CHECK(p.query == "b");
+            CHECK(!p.keep_alive);
+            CHECK(p.consumed == wire.size());
+        }
+    }
+}
+
+TEST_CASE("heads at and past the limits of the fast path parse as line by line")
+{
+    const std::string long_value(600, 'l');
+    const std::string_view wires[] = {
+        "GET / HTTP/1.0\r\n\r\n",                                      // HTTP/1.0
+        "\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",                         // a leading empty line
+        "GET /12345678901234567890123456789012345678901234567 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /123456789012345678901234567890123456789012345678 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /1234567890123456789012345678901234567890123456789 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "BREW /pot HTTP/1.1\r\nHost: h\r\nX-Obs: caf\xc3\xa9\r\n\r\n",  // other method, obs-text
+        "GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+        "GET / HTTP/1.1\r\nhost: h\r\nConnection: keep-alive, close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Spaces:   \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: h\r\nX-A-Header-Name-Of-Thirty-Bytes: v\r\n\r\n",
+    };
+    for (std::string_view wire : wires) {
+        CAPTURE(wire);
+        const Parsed p = parse_whole(wire);
+        CHECK(p.state == State::done);
+        CHECK(p == parse_bytewise(wire));
+    }
+    // Heads of about 512 bytes, the most the fast path takes, and over it.
+    for (std::size_t pad = 440; pad < 480; ++pad) {
+        CAPTURE(pad);
+        const std::string wire = "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(pad, 'p') +
+            "\r\nY: " + long_value.substr(0, 10) + "\r\n\r\n";
+        const Parsed p = parse_whole(wire);
+        CHECK(p.state == State::done);
+        CHECK(p == parse_bytewise(wire));
+    }
+    const std::string big = "GET / HTTP/1.1\r\nHost: h\r\nX: " + long_value + "\r\n\r\n";
+    CHECK(parse_whole(big).headers.size() == 2);
+    CHECK(parse_whole(big) == parse_bytewise(big));
+}
+
+TEST_CASE("errors in a whole head keep their codes and their order")
+{
+    struct Case {
+        std::string wire;
+        Limits limits;
+        Errc error;
+    };
+    Limits two_headers;
+    two_headers.max_headers = 2;
+    Limits short_line;
+    short_line.max_request_line = 20;
+    Limits short_uri;
+    short_uri.max_uri = 4;
+    Limits few_bytes;
+    few_bytes.max_header_bytes = 20;
+    Limits small_body;
+    small_body.max_body = 2;
+    const Case cases[] = {
+        // the third header is one too many, unless it is malformed first
+        {"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n", two_headers, Errc::header_too_large},
+        {"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB : 2\r\n\r\n", two_headers, Errc::bad_request},
+        {"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\n\r\n", two_headers, Errc::ok},
+        // a long request line wins over a later bad byte; a bad line over later limits
+        {"GET /abcdefghijkl HTTP/1.1\r\nHost: h\x01\r\n\r\n", short_line, Errc::uri_too_long},
+        {"GET /abcdefg HTTP/1.1\r\nHost: h\r\n\r\n", short_line, Errc::uri_too_long},
+        {"GET /abcdef HTTP/1.1\r\nHost: h\r\n\r\n", short_line, Errc::ok},
+        {"GET /abcd HTTP/1.1\r\nHost: h\r\n\r\n", short_uri, Errc::uri_too_long},
+        {"GET /abc HTTP/1.1\r\nHost: h\r\n\r\n", short_uri, Errc::ok},
+        {"GET /abcd HTTP/1.2\r\nHost: h\r\n\r\n", short_uri, Errc::uri_too_long},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: 123456\r\n\r\n", few_bytes, Errc::ok},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX: 1234567\r\n\r\n", few_bytes, Errc::header_too_large},
+        {"GET / HTTP/1.1\r\nHost: h\r\nX\x01: 1\r\nY: 123456789\r\n\r\n", few_bytes,
+         Errc::bad_request},
+        {"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", small_body,
+         Errc::body_too_large},
+        // decided once the head is complete, as line by line
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", {}, Errc::bad_request},
+        {"GET / HTTP/1.1\r\nX: a\r\n\r\n", {}, Errc::bad_request},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n", {}, Errc::bad_request},
+        // bytes and shapes the fast path refuses
+        {"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", {}, Errc::bad_request},
+        {"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n", {}, Errc::bad_request},
+        {"GET / HTTP/1.1\r\nHost: a\x7f\r\n\r\n", {}, Errc::bad_request},
+        {"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", {}, Errc::bad_request},
+        {"GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", {}, Errc::bad_request},
+        {"GET / HTTP/1.1\r\nHost: a\r\nA-Long-Line-Without-A-Colon\r\nX: 1\r\n\r\n", {},
+         Errc::bad_request},
+        {"GET /\ta HTTP/1.1\r\nHost: a\r\n\r\n", {}, Errc::bad_request},
+        {"G\tT / HTTP/1.1\r\nHost: a\r\n\r\n", {}, Errc::bad_request},
+        {"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", {}, Errc::bad_request},
+        {"GET / / HTTP/1.1\r\nHost: a\r\n\r\n", {}, Errc::bad_request},
+        {"GET\r\n\r\n", {}, Errc::bad_request},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.wire);
+        const Parsed p = parse_whole(c.wire, c.limits);
+        CHECK(p.error == c.error);
+        CHECK(p.state == (c.error == Errc::ok ? State::done : State::error));
+        CHECK(p == parse_bytewise(c.wire, c.limits));
+    }
+}
+
+TEST_CASE("pipelined whole requests each take the fast path after reset")
+{
+    const std::string one = "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi";
+    const std::string two = "GET /b?c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+    std::vector<char> buffer = test::bytes(one + two);
+    RequestParser parser;
+    REQUIRE(parser.parse(buffer) == State::done);
+    CHECK(parsed(parser, State::done) == parse_bytewise(one));
+    buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(parser.consumed()));
+    parser.reset();
+    REQUIRE(parser.parse(buffer) == State::done);
+    CHECK(parsed(parser, State::done) == parse_bytewise(two));
 }
