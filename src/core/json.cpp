@@ -277,6 +277,34 @@ class ScalarReader {
 public:
     explicit ScalarReader(std::string_view s) noexcept : p_(s.data()), end_(s.data() + s.size()) {}
 
+    // The exact form our agent and Go clients send, {"id":"…","type":"gauge","value":…} or
+    // {"id":"…","type":"counter","delta":…}, then whitespace: fixed-size compares instead of
+    // the member loop. False means "not this form" (the caller then tries object()).
+    bool canonical(Fields& f) noexcept
+    {
+        if (!literal(R"({"id":")") || !plain_string(f.id))
+            return false;
+        f.has_id = f.id_is_string = true;
+        const char* const members = p_;
+        constexpr std::size_t type_at = sizeof R"(,"type":")" - 1;  // the kind's name, once matched
+        if (literal(R"(,"type":"gauge","value":)")) {
+            f.type = {members + type_at, 5};
+            f.has_type = f.type_is_string = f.has_value = true;
+            f.value_ok = double_literal(f.value);
+            if (!f.value_ok)
+                return false;
+        } else if (literal(R"(,"type":"counter","delta":)")) {
+            f.type = {members + type_at, 7};
+            f.has_type = f.type_is_string = f.has_delta = true;
+            f.delta_ok = int64_literal(f.delta);
+            if (!f.delta_ok)
+                return false;
+        } else {
+            return false;
+        }
+        return p_ != end_ && *p_++ == '}' && at_end();
+    }
+
     // One object, whitespace before it skipped.
     bool object(Fields& f) noexcept
     {
@@ -399,13 +427,17 @@ private:
         return is_string;
     }
 
-    bool null() noexcept
+    // Takes `text` if the input continues with it.
+    template <std::size_t N>
+    bool literal(const char (&text)[N]) noexcept
     {
-        if (end_ - p_ < 4 || std::memcmp(p_, "null", 4) != 0)
+        if (end_ - p_ < static_cast<std::ptrdiff_t>(N - 1) || std::memcmp(p_, text, N - 1) != 0)
             return false;
-        p_ += 4;
+        p_ += N - 1;
         return true;
     }
+
+    bool null() noexcept { return literal("null"); }
 
     // The rest of a string whose opening quote is taken, up to and including its closing quote.
     bool plain_string(std::string_view& out) noexcept
@@ -552,9 +584,11 @@ struct JsonCodec::Impl {
     Result<Metric> parse_one(std::string_view body, bool query) noexcept
     {
         if (fast_path) {
-            ScalarReader reader{body};
+            Fields canonical;
+            if (ScalarReader reader{body}; reader.canonical(canonical))
+                return to_metric(canonical, query);
             Fields f;
-            if (reader.object(f) && reader.at_end())
+            if (ScalarReader reader{body}; reader.object(f) && reader.at_end())
                 return to_metric(f, query);
         }
         Result<od::document> doc = iterate(body);

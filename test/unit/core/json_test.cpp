@@ -315,7 +315,11 @@ TEST_CASE("the fast path reads the common shape into views of the input")
 {
     BothPaths both;
     const Case cases[] = {
+        // The exact form agents send, then forms the member loop reads.
         {R"({"id":"Alloc","type":"gauge","value":123456.789})", Metric::gauge("Alloc", 123456.789)},
+        {R"({"id":"PollCount","type":"counter","delta":5} )", Metric::counter("PollCount", 5)},
+        {R"({"id":"x","type":"gauge","value":1,"hash":"ab"})", Metric::gauge("x", 1)},
+        {R"({"id":"x","type":"counter","value":null,"delta":2})", Metric::counter("x", 2)},
         {" \t\r\n{ \"id\" : \"x\" ,\n\"type\"\t:\"counter\" ,\"delta\" : -7 } \r\n", Metric::counter("x", -7)},
         {R"({"hash":"ab","id":"x","type":"gauge","meta":null,"value":1,"delta":null})", Metric::gauge("x", 1)},
         {R"({"value":-0,"type":"gauge","id":"x"})", Metric::gauge("x", -0.0)},
