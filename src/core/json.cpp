@@ -266,7 +266,7 @@ bool at_end(od::document& doc) noexcept
 
 // The scalar fast path. For a 50-byte metric simdjson's fixed cost per document (stage 1 over
 // padded 64-byte blocks, the iterator's set-up) is most of the parse, so the common shape is read
-// here byte by byte first: one object, JSON whitespace, keys
+// here byte by byte first: one object (or an array of them for batches), JSON whitespace, keys
 // and string values without escapes, control characters or non-ASCII bytes (so no UTF-8 to
 // validate), `null`, and numbers in exactly the JSON grammar. It fills the same Fields as
 // read_fields, and to_metric decides as before. It never decides an error: anything else
@@ -277,9 +277,20 @@ class ScalarReader {
 public:
     explicit ScalarReader(std::string_view s) noexcept : p_(s.data()), end_(s.data() + s.size()) {}
 
+    // One object: by its exact form if it has it, else by the member loop.
+    bool any_object(Fields& f) noexcept
+    {
+        const char* const start = p_;
+        if (canonical(f))
+            return true;
+        p_ = start;
+        f = Fields{};  // only when the form did not match, so no stall on the common path
+        return object(f);
+    }
+
     // The exact form our agent and Go clients send, {"id":"…","type":"gauge","value":…} or
-    // {"id":"…","type":"counter","delta":…}, then whitespace: fixed-size compares instead of
-    // the member loop. False means "not this form" (the caller then tries object()).
+    // {"id":"…","type":"counter","delta":…}: fixed-size compares instead of the member loop.
+    // False means "not this form" (`f` and the position are then partly used).
     bool canonical(Fields& f) noexcept
     {
         if (!literal(R"({"id":")") || !plain_string(f.id))
@@ -302,7 +313,7 @@ public:
         } else {
             return false;
         }
-        return p_ != end_ && *p_++ == '}' && at_end();
+        return p_ != end_ && *p_++ == '}';
     }
 
     // One object, whitespace before it skipped.
@@ -552,6 +563,26 @@ private:
     const char* const end_;
 };
 
+// A batch as the fast path reads it: true when it took every element and each is a valid metric
+// (`out` then holds them), false to leave the whole body to simdjson: an element's error is only
+// the answer once the rest of the document is known to be valid JSON.
+bool read_batch(std::string_view body, std::vector<Metric>& out, std::size_t max_items)
+{
+    ScalarReader reader{body};
+    if (!reader.consume('['))
+        return false;
+    do {
+        Fields f;
+        if (out.size() == max_items || !reader.any_object(f))
+            return false;
+        const Result<Metric> m = to_metric(f, false);
+        if (!m)
+            return false;
+        out.push_back(*m);
+    } while (reader.consume(','));
+    return reader.consume(']') && reader.at_end();
+}
+
 }  // namespace
 
 struct JsonCodec::Impl {
@@ -584,11 +615,8 @@ struct JsonCodec::Impl {
     Result<Metric> parse_one(std::string_view body, bool query) noexcept
     {
         if (fast_path) {
-            Fields canonical;
-            if (ScalarReader reader{body}; reader.canonical(canonical))
-                return to_metric(canonical, query);
             Fields f;
-            if (ScalarReader reader{body}; reader.object(f) && reader.at_end())
+            if (ScalarReader reader{body}; reader.any_object(f) && reader.at_end())
                 return to_metric(f, query);
         }
         Result<od::document> doc = iterate(body);
@@ -618,8 +646,9 @@ Result<Metric> JsonCodec::parse_query(std::string_view body) { return impl_->par
 
 Result<void> JsonCodec::parse_batch(std::string_view body, std::vector<Metric>& out, std::size_t max_items)
 {
-    // No fast path here: on long arrays simdjson's stage 1 pays for itself, and the scalar
-    // reader measured slower (69 against 60 us for 1000 elements).
+    out.clear();
+    if (impl_->fast_path && read_batch(body, out, max_items))
+        return {};
     out.clear();
     Result<od::document> doc = impl_->iterate(body);
     if (!doc)

@@ -14,10 +14,9 @@ namespace core {
 
 /// The wire form of metrics, compatible with the Go server:
 ///   {"id":"x","type":"gauge","value":1.5}   {"id":"c","type":"counter","delta":3}
-/// parse_metric and parse_query try a strict scalar reader for the common shape first (a flat
-/// object, strings without escapes or non-ASCII bytes, numbers and null) and otherwise use
-/// simdjson's on-demand API through one reused parser (batches always do); both give the same
-/// answer for every input. Not thread-safe:
+/// Parsing tries a strict scalar reader for the common shape first (flat objects, strings
+/// without escapes or non-ASCII bytes, numbers and null) and otherwise uses simdjson's on-demand
+/// API through one reused parser; both give the same answer for every input. Not thread-safe:
 /// one JsonCodec per thread or per connection. Views returned (`Metric::id`) point into the
 /// input or into memory owned by this codec: valid while the input lives, until the next call
 /// on this codec.

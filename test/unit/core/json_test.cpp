@@ -74,6 +74,22 @@ struct BothPaths {
         check_result(m, c.expected);
         return m && views_input(m->id, c.body);
     }
+
+    // Both codecs on one batch: the same error, or the same metrics bit for bit.
+    core::Result<void> check_batch(std::string_view body, std::vector<Metric>& out, std::size_t max_items)
+    {
+        CAPTURE(body);
+        std::vector<Metric> reference;
+        const core::Result<void> expected = simdjson.parse_batch(body, reference, max_items);
+        const core::Result<void> r = fast.parse_batch(body, out, max_items);
+        REQUIRE(r.error() == expected.error());
+        if (r) {
+            REQUIRE(out.size() == reference.size());
+            for (std::size_t i = 0; i < out.size(); ++i)
+                check_result(out[i], reference[i]);
+        }
+        return r;
+    }
 };
 
 }  // namespace
@@ -445,6 +461,63 @@ TEST_CASE("both paths give the same error for every kind of bad document")
     };
     for (const Case& c : cases)
         both.check_metric(c);
+}
+
+TEST_CASE("the fast path reads batches of the common shape, or leaves the whole batch to simdjson")
+{
+    BothPaths both;
+    std::vector<Metric> out;
+    const std::string_view plain = R"( [{"id":"a","type":"gauge","value":1.5} ,
+                                         {"id":"b","type":"counter","delta":2}] )";
+    REQUIRE(both.check_batch(plain, out, 3));
+    REQUIRE(out.size() == 2);
+    CHECK(out[0] == Metric::gauge("a", 1.5));
+    CHECK(out[1] == Metric::counter("b", 2));
+    CHECK(views_input(out[0].id, plain));
+    CHECK(views_input(out[1].id, plain));
+
+    SUBCASE("elements in the exact form agents send and others mix")
+    {
+        const std::string_view mixed = R"([{"id":"a","type":"gauge","value":1,"x":null},{"id":"b","type":"counter","delta":2},)"
+                                       R"({"id":"c","type":"gauge","value":3}])";
+        REQUIRE(both.check_batch(mixed, out, 3));
+        REQUIRE(out.size() == 3);
+        CHECK(out[0] == Metric::gauge("a", 1));
+        CHECK(out[1] == Metric::counter("b", 2));
+        CHECK(out[2] == Metric::gauge("c", 3));
+        CHECK(views_input(out[0].id, mixed));
+        CHECK(views_input(out[2].id, mixed));
+    }
+    SUBCASE("one element it cannot take sends every element to simdjson")
+    {
+        const std::string_view escaped = R"([{"id":"a","type":"gauge","value":1.5},{"id":"\u0062","type":"counter","delta":2}])";
+        REQUIRE(both.check_batch(escaped, out, 3));
+        REQUIRE(out.size() == 2);
+        CHECK(out[0] == Metric::gauge("a", 1.5));
+        CHECK(out[1] == Metric::counter("b", 2));
+        CHECK_FALSE(views_input(out[0].id, escaped));
+    }
+    SUBCASE("max_items and empty batches are answered as before")
+    {
+        const std::string three = R"([{"id":"a","type":"gauge","value":1},{"id":"b","type":"gauge","value":2},)"
+                                  R"({"id":"c","type":"gauge","value":3}])";
+        CHECK(both.check_batch(three, out, 3));
+        CHECK(out.size() == 3);
+        CHECK(both.check_batch(three, out, 2).error() == Errc::batch_too_large);
+        CHECK(both.check_batch("[]", out, 3).error() == Errc::empty_batch);
+        CHECK(both.check_batch(" [ ] ", out, 3).error() == Errc::empty_batch);
+    }
+    SUBCASE("an element's error is the answer only where simdjson gives it")
+    {
+        // The first element is missing its value, but the second holds invalid UTF-8, which
+        // simdjson finds before reading any element.
+        CHECK(both.check_batch("[{\"id\":\"a\",\"type\":\"gauge\"},{\"id\":\"b\",\"type\":\"gauge\",\"value\":\"\xff\"}]", out, 3)
+                  .error() == Errc::malformed_json);
+        CHECK(both.check_batch(R"([{"id":"a","type":"gauge"},{"id":"b"])", out, 3).error() == Errc::missing_field);
+        CHECK(both.check_batch(R"([{"id":"a","type":"counter","delta":1.5},)", out, 3).error() == Errc::malformed_json);
+        CHECK(both.check_batch(R"([{"id":"a","type":"gauge","value":1},1])", out, 3).error() == Errc::malformed_json);
+        CHECK(both.check_batch(R"([{"id":"a","type":"gauge","value":1}] x)", out, 3).error() == Errc::malformed_json);
+    }
 }
 
 TEST_CASE("write_json produces the Go wire form")
