@@ -7,8 +7,11 @@
 
 #include <array>
 #include <cassert>
+#include <charconv>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 namespace core {
@@ -124,15 +127,18 @@ enum class Key { id, type, value, delta, other };
 
 Key classify(std::string_view key) noexcept
 {
-    if (key == "id")
-        return Key::id;
-    if (key == "type")
-        return Key::type;
-    if (key == "value")
-        return Key::value;
-    if (key == "delta")
-        return Key::delta;
-    return Key::other;
+    // Length first, then fixed-size compares: inlined, where string_view's == calls memcmp.
+    const auto is = [key]<std::size_t N>(const char (&name)[N]) { return std::memcmp(key.data(), name, N - 1) == 0; };
+    switch (key.size()) {
+    case 2:
+        return is("id") ? Key::id : Key::other;
+    case 4:
+        return is("type") ? Key::type : Key::other;
+    case 5:
+        return is("value") ? Key::value : is("delta") ? Key::delta : Key::other;
+    default:
+        return Key::other;
+    }
 }
 
 // Compares the key's bytes as they stand in the document (the input is padded, so reading a few
@@ -258,9 +264,329 @@ bool at_end(od::document& doc) noexcept
     return doc.current_location().get(location) == sj::OUT_OF_BOUNDS;
 }
 
+// The scalar fast path. For a 50-byte metric simdjson's fixed cost per document (stage 1 over
+// padded 64-byte blocks, the iterator's set-up) is most of the parse, so the common shape is read
+// here byte by byte first: one object (or an array of them for batches), JSON whitespace, keys
+// and string values without escapes, control characters or non-ASCII bytes (so no UTF-8 to
+// validate), `null`, and numbers in exactly the JSON grammar. It fills the same Fields as
+// read_fields, and to_metric decides as before. It never decides an error: anything else
+// (escapes, duplicates, nesting, true/false, numbers it cannot convert exactly as simdjson does,
+// trailing bytes, truncation) makes it return false, and the simdjson path reads the same input
+// and decides. Views point into the input: no copy, no padding (it never reads past the end).
+class ScalarReader {
+public:
+    explicit ScalarReader(std::string_view s) noexcept : p_(s.data()), end_(s.data() + s.size()) {}
+
+    // One object: by its exact form if it has it, else by the member loop.
+    bool any_object(Fields& f) noexcept
+    {
+        const char* const start = p_;
+        if (canonical(f))
+            return true;
+        p_ = start;
+        f = Fields{};  // only when the form did not match, so no stall on the common path
+        return object(f);
+    }
+
+    // The exact form our agent and Go clients send, {"id":"…","type":"gauge","value":…} or
+    // {"id":"…","type":"counter","delta":…}: fixed-size compares instead of the member loop.
+    // False means "not this form" (`f` and the position are then partly used).
+    bool canonical(Fields& f) noexcept
+    {
+        if (!literal(R"({"id":")") || !plain_string(f.id))
+            return false;
+        f.has_id = f.id_is_string = true;
+        const char* const members = p_;
+        constexpr std::size_t type_at = sizeof R"(,"type":")" - 1;  // the kind's name, once matched
+        if (literal(R"(,"type":"gauge","value":)")) {
+            f.type = {members + type_at, 5};
+            f.has_type = f.type_is_string = f.has_value = true;
+            f.value_ok = double_literal(f.value);
+            if (!f.value_ok)
+                return false;
+        } else if (literal(R"(,"type":"counter","delta":)")) {
+            f.type = {members + type_at, 7};
+            f.has_type = f.type_is_string = f.has_delta = true;
+            f.delta_ok = int64_literal(f.delta);
+            if (!f.delta_ok)
+                return false;
+        } else {
+            return false;
+        }
+        return p_ != end_ && *p_++ == '}';
+    }
+
+    // One object, whitespace before it skipped.
+    bool object(Fields& f) noexcept
+    {
+        if (!consume('{'))
+            return false;
+        skip_whitespace();
+        if (p_ != end_ && *p_ == '}') {
+            ++p_;
+            return true;
+        }
+        do {
+            std::string_view key;
+            if (!consume('"') || !plain_string(key) || !consume(':'))
+                return false;
+            skip_whitespace();
+            if (!member(classify(key), f))
+                return false;
+        } while (consume(','));
+        return consume('}');
+    }
+
+    // Skips whitespace, then takes `c` if it comes next.
+    bool consume(char c) noexcept
+    {
+        skip_whitespace();
+        if (p_ == end_ || *p_ != c)
+            return false;
+        ++p_;
+        return true;
+    }
+
+    // Nothing but whitespace is left.
+    bool at_end() noexcept
+    {
+        skip_whitespace();
+        return p_ == end_;
+    }
+
+private:
+    // The most significant digits taken in a number: 19 fit a uint64 exactly. Longer ones go to
+    // simdjson, whose answer is the one to keep even where 3.0.1 misreads them ("0." and more
+    // than 19 significant digits: its overflow check looks at where the first non-zero digit
+    // is, not how many follow, and it reads the wrapped mantissa).
+    static constexpr int max_significant_digits = 19;
+    // The most exponent digits taken: simdjson refuses 20 or more.
+    static constexpr int max_exponent_digits = 3;
+    // Exact doubles: 2^53 and the powers of ten up to 10^22.
+    static constexpr std::uint64_t max_exact_integer = std::uint64_t{1} << 53;
+    static constexpr std::array<double, 23> exact_powers_of_ten = [] {
+        std::array<double, 23> powers{};
+        double power = 1;
+        for (double& p : powers) {
+            p = power;
+            power *= 10;
+        }
+        return powers;
+    }();
+
+    static bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+
+    void skip_whitespace() noexcept
+    {
+        // One compare in the common case (no whitespace): the four are all at or below ' '.
+        while (p_ != end_ && static_cast<unsigned char>(*p_) <= ' ' &&
+               (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t'))
+            ++p_;
+    }
+
+    // One member's value, its key already read; the rules follow read_fields. A duplicate of a
+    // known key is simdjson's to report.
+    bool member(Key key, Fields& f) noexcept
+    {
+        switch (key) {
+        case Key::id:
+            return text_member(f.has_id, f.id, f.id_is_string);
+        case Key::type:
+            return text_member(f.has_type, f.type, f.type_is_string);
+        case Key::value:
+            if (f.has_value || f.value_null)
+                return false;
+            if (null()) {
+                f.value_null = true;
+                return true;
+            }
+            f.has_value = true;
+            f.value_ok = double_literal(f.value);
+            return f.value_ok;
+        case Key::delta:
+            if (f.has_delta || f.delta_null)
+                return false;
+            if (null()) {
+                f.delta_null = true;
+                return true;
+            }
+            f.has_delta = true;
+            f.delta_ok = int64_literal(f.delta);
+            return f.delta_ok;
+        case Key::other:
+            break;
+        }
+        std::string_view ignored;
+        bool is_string = false;
+        return string_or_null(ignored, is_string);
+    }
+
+    bool text_member(bool& seen, std::string_view& out, bool& is_string) noexcept
+    {
+        if (seen)
+            return false;
+        seen = true;
+        return string_or_null(out, is_string);
+    }
+
+    // A string (`is_string` set) or null (left unset).
+    bool string_or_null(std::string_view& out, bool& is_string) noexcept
+    {
+        if (null())
+            return true;
+        is_string = consume('"') && plain_string(out);
+        return is_string;
+    }
+
+    // Takes `text` if the input continues with it.
+    template <std::size_t N>
+    bool literal(const char (&text)[N]) noexcept
+    {
+        if (end_ - p_ < static_cast<std::ptrdiff_t>(N - 1) || std::memcmp(p_, text, N - 1) != 0)
+            return false;
+        p_ += N - 1;
+        return true;
+    }
+
+    bool null() noexcept { return literal("null"); }
+
+    // The rest of a string whose opening quote is taken, up to and including its closing quote.
+    bool plain_string(std::string_view& out) noexcept
+    {
+        const std::string_view rest{p_, static_cast<std::size_t>(end_ - p_)};
+        const std::size_t close = bytes::find_first(
+            rest, 0,
+            [](std::uint64_t w) {
+                return bytes::equal_to(w, '"') | bytes::equal_to(w, '\\') | bytes::below(w, 0x20) | bytes::non_ascii(w);
+            },
+            [](unsigned char c) { return c == '"' || c == '\\' || c < 0x20 || c >= 0x80; });
+        if (close == rest.size() || rest[close] != '"')
+            return false;
+        out = rest.substr(0, close);
+        p_ += close + 1;
+        return true;
+    }
+
+    // Digits while they come, appended to `mantissa`; `significant` counts those from the first
+    // non-zero one (the mantissa wraps past 19 of them: the caller checks the count).
+    void digit_run(std::uint64_t& mantissa, int& significant) noexcept
+    {
+        for (; p_ != end_ && is_digit(*p_); ++p_) {
+            const auto digit = static_cast<unsigned>(*p_ - '0');
+            mantissa = mantissa * 10 + digit;
+            significant += significant != 0 || digit != 0 ? 1 : 0;
+        }
+    }
+
+    // An optional '-' and the integer part: "0" or a digit run not starting with 0 ("01" is two
+    // tokens to the caller, which then fails on the second).
+    bool integer_part(bool& negative, std::uint64_t& mantissa, int& significant) noexcept
+    {
+        negative = p_ != end_ && *p_ == '-';
+        p_ += negative ? 1 : 0;
+        if (p_ == end_ || !is_digit(*p_))
+            return false;
+        if (*p_ == '0')
+            ++p_;
+        else
+            digit_run(mantissa, significant);
+        return true;
+    }
+
+    bool double_literal(double& out) noexcept
+    {
+        const char* const start = p_;
+        bool negative = false;
+        std::uint64_t mantissa = 0;
+        int significant = 0;
+        if (!integer_part(negative, mantissa, significant))
+            return false;
+        std::ptrdiff_t exponent = 0;
+        if (p_ != end_ && *p_ == '.') {
+            const char* const fraction = ++p_;
+            digit_run(mantissa, significant);
+            if (p_ == fraction)
+                return false;  // "1.": no fraction digit
+            exponent = fraction - p_;
+        }
+        if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+            ++p_;
+            const bool exponent_negative = p_ != end_ && *p_ == '-';
+            p_ += p_ != end_ && (*p_ == '-' || *p_ == '+') ? 1 : 0;
+            std::uint64_t written = 0;
+            const char* const digits = p_;
+            int ignored = 0;
+            digit_run(written, ignored);
+            if (p_ == digits || p_ - digits > max_exponent_digits)
+                return false;
+            exponent += exponent_negative ? -static_cast<std::ptrdiff_t>(written) : static_cast<std::ptrdiff_t>(written);
+        }
+        if (significant > max_significant_digits)
+            return false;
+        // Clinger's fast path, as simdjson's own: an exact integer times or divided by an exact
+        // power of ten, one correctly rounded operation.
+        if (mantissa <= max_exact_integer && exponent >= -22 && exponent <= 22) {
+            double v = static_cast<double>(mantissa);
+            const double power = exact_powers_of_ten[static_cast<std::size_t>(exponent < 0 ? -exponent : exponent)];
+            v = exponent < 0 ? v / power : v * power;
+            out = negative ? -v : v;
+            return true;
+        }
+        // Correctly rounded like simdjson; out of range (overflow, or underflow to zero, which
+        // libstdc++ reports) is left to simdjson.
+        const auto [end, ec] = std::from_chars(start, p_, out);
+        return ec == std::errc{} && end == p_;
+    }
+
+    // An integer literal within int64; a fraction or an exponent ("1.0", "1e3") is left to
+    // simdjson, which calls it a bad value.
+    bool int64_literal(std::int64_t& out) noexcept
+    {
+        const char* const start = p_;
+        bool negative = false;
+        std::uint64_t magnitude = 0;
+        int significant = 0;
+        if (!integer_part(negative, magnitude, significant))
+            return false;
+        if (p_ != end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E'))
+            return false;
+        if (significant <= std::numeric_limits<std::int64_t>::digits10) {  // 18 digits cannot overflow
+            const auto v = static_cast<std::int64_t>(magnitude);
+            out = negative ? -v : v;
+            return true;
+        }
+        const auto [end, ec] = std::from_chars(start, p_, out);
+        return ec == std::errc{} && end == p_;
+    }
+
+    const char* p_;
+    const char* const end_;
+};
+
+// A batch as the fast path reads it: true when it took every element and each is a valid metric
+// (`out` then holds them), false to leave the whole body to simdjson: an element's error is only
+// the answer once the rest of the document is known to be valid JSON.
+bool read_batch(std::string_view body, std::vector<Metric>& out, std::size_t max_items)
+{
+    ScalarReader reader{body};
+    if (!reader.consume('['))
+        return false;
+    do {
+        Fields f;
+        if (out.size() == max_items || !reader.any_object(f))
+            return false;
+        const Result<Metric> m = to_metric(f, false);
+        if (!m)
+            return false;
+        out.push_back(*m);
+    } while (reader.consume(','));
+    return reader.consume(']') && reader.at_end();
+}
+
 }  // namespace
 
 struct JsonCodec::Impl {
+    bool fast_path = true;
     od::parser parser;
     // simdjson reads up to SIMDJSON_PADDING bytes past the input, so every body is copied
     // here; it only grows, so steady-state parses do not allocate.
@@ -288,6 +614,11 @@ struct JsonCodec::Impl {
 
     Result<Metric> parse_one(std::string_view body, bool query) noexcept
     {
+        if (fast_path) {
+            Fields f;
+            if (ScalarReader reader{body}; reader.any_object(f) && reader.at_end())
+                return to_metric(f, query);
+        }
         Result<od::document> doc = iterate(body);
         if (!doc)
             return doc.error();
@@ -303,7 +634,10 @@ struct JsonCodec::Impl {
     }
 };
 
-JsonCodec::JsonCodec() : impl_(std::make_unique<Impl>()) {}
+JsonCodec::JsonCodec(Parsers parsers) : impl_(std::make_unique<Impl>())
+{
+    impl_->fast_path = parsers == Parsers::fast_then_simdjson;
+}
 JsonCodec::~JsonCodec() = default;
 
 Result<Metric> JsonCodec::parse_metric(std::string_view body) { return impl_->parse_one(body, false); }
@@ -312,6 +646,9 @@ Result<Metric> JsonCodec::parse_query(std::string_view body) { return impl_->par
 
 Result<void> JsonCodec::parse_batch(std::string_view body, std::vector<Metric>& out, std::size_t max_items)
 {
+    out.clear();
+    if (impl_->fast_path && read_batch(body, out, max_items))
+        return {};
     out.clear();
     Result<od::document> doc = impl_->iterate(body);
     if (!doc)

@@ -14,9 +14,12 @@ namespace core {
 
 /// The wire form of metrics, compatible with the Go server:
 ///   {"id":"x","type":"gauge","value":1.5}   {"id":"c","type":"counter","delta":3}
-/// Parsing uses simdjson's on-demand API through one reused parser; not thread-safe: one
-/// JsonCodec per thread or per connection. Views returned (`Metric::id`) point into memory
-/// owned by this codec (or the input) and are valid until the next call on it.
+/// Parsing tries a strict scalar reader for the common shape first (flat objects, strings
+/// without escapes or non-ASCII bytes, numbers and null) and otherwise uses simdjson's on-demand
+/// API through one reused parser; both give the same answer for every input. Not thread-safe:
+/// one JsonCodec per thread or per connection. Views returned (`Metric::id`) point into the
+/// input or into memory owned by this codec: valid while the input lives, until the next call
+/// on this codec.
 /// Strictness, checked in this order:
 ///  - malformed_json: not JSON (also invalid UTF-8, lone surrogates), top level not an object
 ///    (an array of objects for batches), anything but whitespace after it, a duplicate
@@ -30,10 +33,14 @@ namespace core {
 ///    The other kind's field set to null counts as absent (Go clients with pointer fields).
 /// Unknown extra fields are ignored (Go compatibility) but must be well-formed. Doubles
 /// round-trip bit-exactly. Steady state (buffers grown to the largest body seen) allocates
-/// nothing; the body is copied into a padded buffer owned by the codec.
+/// nothing; the simdjson path copies the body into a padded buffer owned by the codec.
 class JsonCodec {
 public:
-    JsonCodec();
+    /// Which parsers read a document. `simdjson_only` is for tests and fuzz targets, which
+    /// check that the fast path answers exactly as simdjson alone does.
+    enum class Parsers { fast_then_simdjson, simdjson_only };
+
+    explicit JsonCodec(Parsers parsers = Parsers::fast_then_simdjson);
     ~JsonCodec();
     JsonCodec(const JsonCodec&) = delete;
     JsonCodec& operator=(const JsonCodec&) = delete;
@@ -46,7 +53,7 @@ public:
     /// A JSON array of metric updates (POST /updates/, snapshot files). Clears `out` first.
     /// Empty array: Errc::empty_batch; more than `max_items`: Errc::batch_too_large.
     /// Any bad element fails the whole call (first error wins; `out` is then unspecified).
-    /// The ids in `out` are valid until the next call on this codec.
+    /// The ids in `out` live as long as those of parse_metric (see above).
     Result<void> parse_batch(std::string_view body, std::vector<Metric>& out, std::size_t max_items);
 
 private:
