@@ -123,6 +123,24 @@ Errc read_string(od::value& v, std::string_view& out, bool& is_string) noexcept
     return Errc::ok;
 }
 
+// simdjson 3.0.1 (Debian 12) misreads some numbers of more than 19 significant digits: its
+// mantissa wraps and the overflow check misses it when the integer part is 0, so
+// 0.95000000000000000000 reads as 0.0277 (simdjson issue #2093, fixed in 3.6.3). A number token
+// long enough to hold 20 digits is therefore read again with std::from_chars, which rounds
+// correctly; simdjson has already checked its grammar and range.
+bool read_double(od::value& v, double& out) noexcept
+{
+    const std::string_view token = v.raw_json_token();
+    if (v.get_double().get(out) != sj::SUCCESS)
+        return false;
+    if (token.size() > 20) {
+        double exact = 0;
+        if (std::from_chars(token.data(), token.data() + token.size(), exact).ec == std::errc{})
+            out = exact;
+    }
+    return true;
+}
+
 enum class Key { id, type, value, delta, other };
 
 Key classify(std::string_view key) noexcept
@@ -202,7 +220,7 @@ Errc read_fields(od::object object, Fields& f) noexcept
             // A number simdjson refuses (out of double or int64 range, a fraction in "delta")
             // is a bad value, not bad JSON; the parse leaves the token for the loop to skip.
             if (t == od::json_type::number && is_value)
-                f.value_ok = v.get_double().get(f.value) == sj::SUCCESS;
+                f.value_ok = read_double(v, f.value);
             else if (t == od::json_type::number)
                 f.delta_ok = v.get_int64().get(f.delta) == sj::SUCCESS;
             else
@@ -356,9 +374,7 @@ public:
 
 private:
     // The most significant digits taken in a number: 19 fit a uint64 exactly. Longer ones go to
-    // simdjson, whose answer is the one to keep even where 3.0.1 misreads them ("0." and more
-    // than 19 significant digits: its overflow check looks at where the first non-zero digit
-    // is, not how many follow, and it reads the wrapped mantissa).
+    // the simdjson path (which reads them again with std::from_chars: see read_double).
     static constexpr int max_significant_digits = 19;
     // The most exponent digits taken: simdjson refuses 20 or more.
     static constexpr int max_exponent_digits = 3;
