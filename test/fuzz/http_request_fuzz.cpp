@@ -5,6 +5,7 @@
 // Invariants: both ways agree on everything the parser reports; a done request lies inside
 // the buffer and within the limits; the parser never needs more than max_message_bytes().
 #include "http/parser.hpp"
+#include "unit/http/support.hpp"
 
 #include <algorithm>
 #include <array>
@@ -72,52 +73,6 @@ void check(const RequestParser& parser, State state, const std::vector<char>& bu
     FUZZ_CHECK(r.body.data() + r.body.size() <= buffer.data() + parser.consumed());
 }
 
-// Everything the parser reports, copied out of the buffer (the two runs use different ones).
-struct Outcome {
-    State state = State::need_more;
-    core::Errc error = core::Errc::ok;
-    bool headers_complete = false;
-    std::size_t body_bytes_expected = 0;
-    std::size_t consumed = 0;
-    http::Method method = http::Method::other;
-    std::string method_text, target, path, query, body;
-    int version_minor = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::array<std::uint8_t, http::field_count> fields{};
-    bool keep_alive = false;
-    bool expect_continue = false;
-
-    bool operator==(const Outcome&) const = default;
-};
-
-Outcome outcome(const RequestParser& p, State s)
-{
-    Outcome o;
-    o.state = s;
-    o.error = p.error();
-    o.headers_complete = p.headers_complete();
-    if (s == State::error || !o.headers_complete)
-        return o;
-    const http::Request& r = p.request();
-    o.body_bytes_expected = p.body_bytes_expected();
-    o.method = r.method;
-    o.method_text = r.method_text;
-    o.target = r.target;
-    o.path = r.path;
-    o.query = r.query;
-    o.version_minor = r.version_minor;
-    for (const http::Header& h : r.headers)
-        o.headers.emplace_back(h.name, h.value);
-    o.fields = r.fields.slot;
-    o.keep_alive = r.keep_alive;
-    o.expect_continue = r.expect_continue;
-    if (s == State::done) {
-        o.consumed = p.consumed();
-        o.body = r.body;
-    }
-    return o;
-}
-
 void run(std::string_view input, const http::Limits& limits)
 {
     // Whole, then every pipelined request after it.
@@ -125,7 +80,7 @@ void run(std::string_view input, const http::Limits& limits)
     RequestParser parser{limits};
     State state = parser.parse(whole);
     check(parser, state, whole, limits);
-    const Outcome first = outcome(parser, state);
+    const test::RequestOutcome first = test::outcome(parser, state);
     std::vector<char> rest = whole;
     for (int i = 0; i < 8 && state == State::done; ++i) {
         rest.erase(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(parser.consumed()));
@@ -158,7 +113,7 @@ void run(std::string_view input, const http::Limits& limits)
     }
     if (input.empty())
         state = split.parse(buffer);
-    const Outcome second = outcome(split, state);
+    const test::RequestOutcome second = test::outcome(split, state);
     FUZZ_CHECK(first.state == second.state);
     FUZZ_CHECK(first.error == second.error);
     FUZZ_CHECK(first == second);

@@ -499,52 +499,14 @@ TEST_CASE("chunk framing far beyond the body is refused")
 
 namespace {
 
-// Everything a parse reports, copied out of its buffer.
-struct Parsed {
-    State state = State::need_more;
-    Errc error = Errc::ok;
-    std::size_t consumed = 0;
-    Method method = Method::other;
-    std::string method_text, target, path, query, body;
-    int version_minor = 0;
-    std::vector<std::pair<std::string, std::string>> headers;
-    std::array<std::uint8_t, http::field_count> fields{};
-    bool keep_alive = false;
-    bool expect_continue = false;
-
-    bool operator==(const Parsed&) const = default;
-};
-
-Parsed parsed(const RequestParser& parser, State state)
-{
-    Parsed p;
-    p.state = state;
-    p.error = parser.error();
-    if (state != State::done)
-        return p;
-    const http::Request& r = parser.request();
-    p.consumed = parser.consumed();
-    p.method = r.method;
-    p.method_text = r.method_text;
-    p.target = r.target;
-    p.path = r.path;
-    p.query = r.query;
-    p.body = r.body;
-    p.version_minor = r.version_minor;
-    for (const http::Header& h : r.headers)
-        p.headers.emplace_back(h.name, h.value);
-    p.fields = r.fields.slot;
-    p.keep_alive = r.keep_alive;
-    p.expect_continue = r.expect_continue;
-    return p;
-}
+using Parsed = test::RequestOutcome;
 
 // `wire` in one buffer: a complete head takes the fast path.
 Parsed parse_whole(std::string_view wire, Limits limits = {})
 {
     RequestParser parser{limits};
     std::vector<char> buffer = test::bytes(wire);
-    return parsed(parser, parser.parse(buffer));
+    return test::outcome(parser, parser.parse(buffer));
 }
 
 // `wire` byte by byte: the head goes line by line.
@@ -553,7 +515,7 @@ Parsed parse_bytewise(std::string_view wire, Limits limits = {})
     RequestParser parser{limits};
     std::vector<char> buffer;
     const State state = test::feed_bytewise(parser, wire, buffer);
-    return parsed(parser, state);
+    return test::outcome(parser, state);
 }
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -719,9 +681,9 @@ TEST_CASE("pipelined whole requests each take the fast path after reset")
     std::vector<char> buffer = test::bytes(one + two);
     RequestParser parser;
     REQUIRE(parser.parse(buffer) == State::done);
-    CHECK(parsed(parser, State::done) == parse_bytewise(one));
+    CHECK(test::outcome(parser, State::done) == parse_bytewise(one));
     buffer.erase(buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(parser.consumed()));
     parser.reset();
     REQUIRE(parser.parse(buffer) == State::done);
-    CHECK(parsed(parser, State::done) == parse_bytewise(two));
+    CHECK(test::outcome(parser, State::done) == parse_bytewise(two));
 }
