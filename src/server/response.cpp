@@ -169,7 +169,7 @@ void Response::write_head(fmt::memory_buffer& out, int version_minor, bool keep_
     for (std::size_t i = 0; i < header_count_; ++i)
         room += 4 + headers_[i].name.size() + headers_[i].value.size();
     const OkPrefix* prefix = status == 200 ? ok_prefix(type) : nullptr;
-    room = std::max(room, OkPrefix::capacity);  // the prefix is copied whole (it is less already)
+    room = std::max(room, OkPrefix::capacity);  // the prefix is copied whole (room exceeds it anyway)
     const std::size_t start = out.size();
     out.resize(start + room);
     char* p = out.data() + start;
