@@ -6,6 +6,7 @@
 #include <bit>
 #include <cassert>
 #include <random>
+#include <thread>
 #include <utility>
 
 namespace storage {
@@ -68,6 +69,8 @@ core::awaitable<void> MemoryStorageAsync::close()
 
 namespace {
 
+using detail::Entry;
+
 /// Locks a set of shard mutexes (already in ascending order) and unlocks them all on exit.
 class LockAll {
 public:
@@ -88,9 +91,108 @@ private:
     std::span<std::mutex* const> mutexes_;
 };
 
-}  // namespace
+/// Makes shard sequence numbers odd for its lifetime: lock-free readers of those shards retry
+/// under the shard's mutex meanwhile, so they never see part of a batch.
+class BatchWindow {
+public:
+    explicit BatchWindow(std::span<std::atomic<std::uint32_t>* const> seqs) noexcept : seqs_(seqs)
+    {
+        for (auto* seq : seqs_)
+            seq->store(seq->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_release);  // odd before any of the batch's writes
+    }
+    ~BatchWindow()
+    {
+        for (auto* seq : seqs_)
+            seq->store(seq->load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    }
+    BatchWindow(const BatchWindow&) = delete;
+    BatchWindow& operator=(const BatchWindow&) = delete;
 
-namespace {
+private:
+    std::span<std::atomic<std::uint32_t>* const> seqs_;
+};
+
+/// A counter's owner byte (Entry::owner): who may change its value now. A single update takes
+/// it for one read-add-write; a batch takes it for its whole length, so that the totals it has
+/// checked stay true until it is done. Gauges need none: a gauge update is one store.
+enum Owner : std::uint8_t { no_owner = 0, single_update = 1, batch_update = 2 };
+
+/// Waiting for another single update: it holds the byte for a few instructions, unless its
+/// thread was preempted.
+void spin_wait(unsigned& spins) noexcept
+{
+    if (++spins % 64 != 0) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    } else {
+        std::this_thread::yield();
+    }
+}
+
+/// Takes a counter for a single update; false if a batch holds it (wait for the batch on the
+/// shard's mutex, then take it again).
+bool take_for_single(std::atomic<std::uint8_t>& owner) noexcept
+{
+    for (unsigned spins = 0;; spin_wait(spins)) {
+        std::uint8_t seen = no_owner;
+        if (owner.compare_exchange_weak(seen, single_update, std::memory_order_acquire, std::memory_order_relaxed))
+            return true;
+        if (seen == batch_update)
+            return false;
+    }
+}
+
+/// Takes a counter for the calling batch (which holds the counter's shard, so no other batch
+/// can hold it); a counter that repeats in the batch is already held.
+void take_for_batch(std::atomic<std::uint8_t>& owner) noexcept
+{
+    for (unsigned spins = 0;; spin_wait(spins)) {
+        std::uint8_t seen = no_owner;
+        if (owner.compare_exchange_weak(seen, batch_update, std::memory_order_acquire, std::memory_order_relaxed) ||
+            seen == batch_update)
+            return;
+    }
+}
+
+/// Frees, on its way out, the entries a batch made for new names and did not publish (it stopped
+/// early: out of memory, or a counter overflow).
+class FreeUnpublished {
+public:
+    FreeUnpublished(std::span<const detail::BatchTarget> targets, std::vector<std::uint32_t>& fresh) noexcept
+        : targets_(targets), fresh_(fresh)
+    {
+    }
+    ~FreeUnpublished()
+    {
+        for (const std::uint32_t i : fresh_) {
+            if (targets_[i].gauge != nullptr)
+                Entry<double>::destroy(targets_[i].gauge);
+            else
+                Entry<std::int64_t>::destroy(targets_[i].counter);
+        }
+        fresh_.clear();
+    }
+    FreeUnpublished(const FreeUnpublished&) = delete;
+    FreeUnpublished& operator=(const FreeUnpublished&) = delete;
+
+private:
+    std::span<const detail::BatchTarget> targets_;
+    std::vector<std::uint32_t>& fresh_;
+};
+
+/// Adds to a counter held for this single update, and hands it back.
+Result<Metric> add_held(Entry<std::int64_t>& e, std::string_view id, std::int64_t delta) noexcept
+{
+    const Result<std::int64_t> total = core::add_counter(e.load(), delta);
+    if (total)
+        e.store(*total);
+    e.owner().store(no_owner, std::memory_order_release);
+    if (!total)
+        return total.error();
+    return Metric::counter(id, *total);
+}
 
 std::uint64_t random_seed()
 {
@@ -112,141 +214,257 @@ MemoryStorage::~MemoryStorage() = default;
 Result<Metric> MemoryStorage::apply(const Metric& update)
 {
     const Key k = key(update.id);
-    Shard& s = shard(k);
-    std::lock_guard lock{s.mutex};
-    if (update.kind == Kind::gauge) {
-        if (auto* e = s.gauges.find(k.name, k.hash))
-            e->value = update.value;
-        else
-            s.gauges.insert(k.name, k.hash, update.value);
-        return Metric::gauge(update.id, update.value);
-    }
-    auto* e = s.counters.find(k.name, k.hash);
-    if (e == nullptr) {
-        s.counters.insert(k.name, k.hash, update.delta);
-        return Metric::counter(update.id, update.delta);
-    }
-    const Result<std::int64_t> total = core::add_counter(e->value, update.delta);
-    if (!total)
-        return total.error();
-    e->value = *total;
-    return Metric::counter(update.id, *total);
+    return update.kind == Kind::gauge ? apply_gauge(k, update.value) : apply_counter(k, update.delta);
 }
 
+Result<Metric> MemoryStorage::apply_gauge(const Key& k, double value)
+{
+    Shard& s = shard(k);
+    {
+        detail::ReadGuard guard;
+        if (auto* e = s.gauges.find(k.name, k.hash)) {
+            e->store(value);
+            return Metric::gauge(k.name, value);
+        }
+    }
+    std::lock_guard lock{s.mutex};  // a new name, unless another thread has just inserted it
+    if (auto* e = s.gauges.find(k.name, k.hash))
+        e->store(value);
+    else
+        s.gauges.insert(k.name, k.hash, value);
+    return Metric::gauge(k.name, value);
+}
+
+Result<Metric> MemoryStorage::apply_counter(const Key& k, std::int64_t delta)
+{
+    Shard& s = shard(k);
+    {
+        detail::ReadGuard guard;
+        if (auto* e = s.counters.find(k.name, k.hash); e != nullptr && take_for_single(e->owner()))
+            return add_held(*e, k.name, delta);
+    }
+    std::lock_guard lock{s.mutex};  // a new name, or a batch holds the counter: wait for it
+    auto* e = s.counters.find(k.name, k.hash);
+    if (e == nullptr) {
+        s.counters.insert(k.name, k.hash, delta);
+        return Metric::counter(k.name, delta);
+    }
+    // No batch holds it while we hold the shard: only another single update may, briefly.
+    [[maybe_unused]] const bool taken = take_for_single(e->owner());
+    assert(taken);
+    return add_held(*e, k.name, delta);
+}
+
+// A batch, with every shard it touches locked (ascending order: no deadlock) and marked odd:
+//  1. find each element's entry; make entries for new names (unpublished; one per distinct
+//     name), and room for them in their tables. Nothing visible has changed yet, so running
+//     out of memory here changes nothing.
+//  2. take every counter, then add the counters in order, undoing them all if one overflows:
+//     held and behind odd shards, no one sees those values meanwhile.
+//  3. store the gauges, which cannot fail, and publish the new names.
 Result<void> MemoryStorage::apply_batch(std::span<const Metric> batch, std::vector<Metric>* stored)
 {
-    // How to take back one element's change if a later one overflows.
-    struct Undo {
-        std::size_t item;      ///< index into batch (its key is recomputed from `keys`)
-        bool inserted;         ///< the element created the name: erase it
-        double* gauge;         ///< else the slot and its previous value
-        std::int64_t* counter;
-        double old_gauge;
-        std::int64_t old_counter;
-    };
     // Per-thread scratch reused across batches: steady-state batches allocate only `stored`.
     struct Scratch {
         std::vector<Key> keys;
         std::vector<std::uint64_t> touched;  ///< one bit per shard
         std::vector<std::mutex*> locks;
-        std::vector<Undo> undo;
+        std::vector<std::atomic<std::uint32_t>*> seqs;
+        std::vector<Target> targets;
+        std::vector<std::uint32_t> missing;  ///< elements whose name is new
+        std::vector<std::uint32_t> fresh;    ///< elements that own a new entry
+        std::vector<std::pair<Entry<std::int64_t>*, std::int64_t>> undo;  ///< counter, previous total
     };
     thread_local Scratch scratch;
-    auto& [keys, touched, locks, undo] = scratch;
+    auto& [keys, touched, locks, seqs, targets, missing, fresh, undo] = scratch;
     keys.clear();
     locks.clear();
-    undo.clear();
+    seqs.clear();
     touched.assign((mask_ >> 6) + 1, 0);
+    targets.assign(batch.size(), Target{});
+    undo.clear();
+    undo.reserve(batch.size());
+    if (stored != nullptr)
+        stored->resize(batch.size());
 
     for (const Metric& m : batch) {
         keys.push_back(key(m.id));
         const std::size_t index = keys.back().hash & mask_;
         touched[index >> 6] |= std::uint64_t{1} << (index & 63);
     }
-    // Every batch locks its shards in ascending index order: no deadlock. A bitmap rather than
-    // sorting the batch's shards: one pass, whatever the batch size.
+    // A bitmap rather than sorting the batch's shards: one pass, whatever the batch size.
     for (std::size_t word = 0; word < touched.size(); ++word)
-        for (std::uint64_t bits = touched[word]; bits != 0; bits &= bits - 1)
-            locks.push_back(&shards_[word * 64 + static_cast<std::size_t>(std::countr_zero(bits))].mutex);
+        for (std::uint64_t bits = touched[word]; bits != 0; bits &= bits - 1) {
+            Shard& s = shards_[word * 64 + static_cast<std::size_t>(std::countr_zero(bits))];
+            locks.push_back(&s.mutex);
+            seqs.push_back(&s.batch_seq);
+        }
 
     std::shared_lock gate{batch_gate_};
     LockAll held{locks};
+    BatchWindow window{seqs};
 
-    const auto rollback = [&] {
-        for (auto u = undo.rbegin(); u != undo.rend(); ++u) {
-            const Key& k = keys[u->item];
-            Shard& s = shard(k);
-            if (!u->inserted) {
-                if (u->gauge != nullptr)
-                    *u->gauge = u->old_gauge;
-                else
-                    *u->counter = u->old_counter;
-            } else if (batch[u->item].kind == Kind::gauge) {
-                s.gauges.erase(k.name, k.hash);
-            } else {
-                s.counters.erase(k.name, k.hash);
-            }
-        }
+    // Entries made for new names and not published are freed on every way out.
+    const FreeUnpublished unpublished{targets, fresh};
+    find_targets(batch, keys, targets);
+    make_fresh(batch, keys, targets, missing, fresh);
+    reserve_fresh(keys, targets, fresh);
+
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        if (batch[i].kind == Kind::counter && !targets[i].fresh)
+            take_for_batch(targets[i].counter->owner());
+    const auto release = [&] {
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            if (batch[i].kind == Kind::counter && !targets[i].fresh)
+                targets[i].counter->owner().store(no_owner, std::memory_order_release);
     };
 
-    try {
-        if (stored != nullptr) {
-            stored->clear();
-            stored->reserve(batch.size());
-        }
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            const Metric& m = batch[i];
-            const Key& k = keys[i];
-            Shard& s = shard(k);
-            Metric after;
-            if (m.kind == Kind::gauge) {
-                if (auto* e = s.gauges.find(k.name, k.hash)) {
-                    undo.push_back({i, false, &e->value, nullptr, e->value, 0});
-                    e->value = m.value;
-                } else {
-                    s.gauges.insert(k.name, k.hash, m.value);
-                    undo.push_back({i, true, nullptr, nullptr, 0, 0});
-                }
-                after = Metric::gauge(m.id, m.value);
-            } else if (auto* e = s.counters.find(k.name, k.hash)) {
-                const Result<std::int64_t> total = core::add_counter(e->value, m.delta);
-                if (!total) {
-                    rollback();
-                    return total.error();
-                }
-                undo.push_back({i, false, nullptr, &e->value, 0, e->value});
-                e->value = *total;
-                after = Metric::counter(m.id, *total);
-            } else {
-                s.counters.insert(k.name, k.hash, m.delta);
-                undo.push_back({i, true, nullptr, nullptr, 0, 0});
-                after = Metric::counter(m.id, m.delta);
-            }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const Metric& m = batch[i];
+        if (m.kind != Kind::counter)
+            continue;
+        Entry<std::int64_t>& e = *targets[i].counter;
+        const Result<std::int64_t> total = core::add_counter(e.load(), m.delta);
+        if (!total) {
+            for (auto u = undo.rbegin(); u != undo.rend(); ++u)
+                u->first->store(u->second);
+            release();
             if (stored != nullptr)
-                stored->push_back(after);
+                stored->clear();
+            return total.error();
         }
-    } catch (...) {  // out of memory inserting a name: the batch still changes nothing
-        rollback();
-        throw;
+        undo.emplace_back(&e, e.load());  // capacity reserved: cannot throw
+        e.store(*total);
+        if (stored != nullptr)
+            (*stored)[i] = Metric::counter(m.id, *total);
     }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const Metric& m = batch[i];
+        if (m.kind != Kind::gauge)
+            continue;
+        targets[i].gauge->store(m.value);
+        if (stored != nullptr)
+            (*stored)[i] = Metric::gauge(m.id, m.value);
+    }
+    publish_fresh(keys, targets, fresh);
+    release();
     return {};
+}
+
+void MemoryStorage::find_targets(std::span<const Metric> batch, std::span<const Key> keys,
+                                 std::span<Target> targets) const
+{
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        const Shard& s = shard(keys[i]);
+        if (batch[i].kind == Kind::gauge)
+            targets[i].gauge = s.gauges.find(keys[i].name, keys[i].hash);
+        else
+            targets[i].counter = s.counters.find(keys[i].name, keys[i].hash);
+    }
+}
+
+/// One unpublished entry per distinct new (kind, name), shared by the elements that name it; its
+/// owner's index goes to `fresh` as soon as it exists. New names are rare after an agent's first
+/// batch: sorting them is cheaper than a second hash table.
+void MemoryStorage::make_fresh(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
+                               std::vector<std::uint32_t>& missing, std::vector<std::uint32_t>& fresh)
+{
+    missing.clear();
+    fresh.clear();
+    for (std::size_t i = 0; i < batch.size(); ++i)
+        if (targets[i].gauge == nullptr && targets[i].counter == nullptr)
+            missing.push_back(static_cast<std::uint32_t>(i));
+    if (missing.empty())
+        return;
+    std::sort(missing.begin(), missing.end(), [&](std::uint32_t a, std::uint32_t b) {
+        if (batch[a].kind != batch[b].kind)
+            return batch[a].kind < batch[b].kind;
+        if (keys[a].hash != keys[b].hash)
+            return keys[a].hash < keys[b].hash;
+        return keys[a].name != keys[b].name ? keys[a].name < keys[b].name : a < b;
+    });
+    fresh.reserve(missing.size());  // push_back below cannot throw: no entry can leak
+    for (const std::uint32_t i : missing) {
+        Target& t = targets[i];
+        t.fresh = true;
+        if (!fresh.empty()) {
+            const std::uint32_t owner = fresh.back();
+            if (batch[owner].kind == batch[i].kind && keys[owner].name == keys[i].name) {
+                t.gauge = targets[owner].gauge;
+                t.counter = targets[owner].counter;
+                continue;
+            }
+        }
+        if (batch[i].kind == Kind::gauge)
+            t.gauge = Entry<double>::make(keys[i].name, 0);
+        else
+            t.counter = Entry<std::int64_t>::make(keys[i].name, 0);
+        fresh.push_back(i);
+    }
+}
+
+void MemoryStorage::reserve_fresh(std::span<const Key> keys, std::span<const Target> targets,
+                                  std::span<const std::uint32_t> fresh)
+{
+    if (fresh.empty())
+        return;
+    // Per shard and kind, how many new names (fresh is sorted by kind, then hash: not by shard).
+    thread_local std::vector<std::uint32_t> count;
+    count.assign(2 * (mask_ + 1), 0);
+    for (const std::uint32_t i : fresh)
+        ++count[2 * (keys[i].hash & mask_) + (targets[i].gauge != nullptr ? 0 : 1)];
+    for (std::size_t index = 0; index <= mask_; ++index) {
+        if (count[2 * index] != 0)
+            shards_[index].gauges.reserve(count[2 * index]);
+        if (count[2 * index + 1] != 0)
+            shards_[index].counters.reserve(count[2 * index + 1]);
+    }
+}
+
+void MemoryStorage::publish_fresh(std::span<const Key> keys, std::span<const Target> targets,
+                                  std::vector<std::uint32_t>& fresh) noexcept
+{
+    for (const std::uint32_t i : fresh) {
+        Shard& s = shard(keys[i]);
+        if (targets[i].gauge != nullptr)
+            s.gauges.place(targets[i].gauge, keys[i].hash);
+        else
+            s.counters.place(targets[i].counter, keys[i].hash);
+    }
+    fresh.clear();  // the tables own them now
+}
+
+Result<Metric> MemoryStorage::read(const Shard& s, Kind kind, const Key& k) noexcept
+{
+    if (kind == Kind::gauge) {
+        const auto* e = s.gauges.find(k.name, k.hash);
+        if (e == nullptr)
+            return Errc::not_found;
+        return Metric::gauge(k.name, e->load());
+    }
+    const auto* e = s.counters.find(k.name, k.hash);
+    if (e == nullptr)
+        return Errc::not_found;
+    return Metric::counter(k.name, e->load());
 }
 
 Result<Metric> MemoryStorage::get(Kind kind, std::string_view id) const
 {
     const Key k = key(id);
     const Shard& s = shard(k);
-    std::lock_guard lock{s.mutex};
-    if (kind == Kind::gauge) {
-        const auto* e = s.gauges.find(k.name, k.hash);
-        if (e == nullptr)
-            return Errc::not_found;
-        return Metric::gauge(id, e->value);
+    {
+        // A sequence-lock read: it counts only if no batch changed the shard meanwhile.
+        detail::ReadGuard guard;
+        const std::uint32_t before = s.batch_seq.load(std::memory_order_acquire);
+        if (before % 2 == 0) {
+            Result<Metric> found = read(s, kind, k);
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (s.batch_seq.load(std::memory_order_relaxed) == before)
+                return found;
+        }
     }
-    const auto* e = s.counters.find(k.name, k.hash);
-    if (e == nullptr)
-        return Errc::not_found;
-    return Metric::counter(id, e->value);
+    std::lock_guard lock{s.mutex};  // a batch is changing the shard: wait for it
+    return read(s, kind, k);
 }
 
 std::vector<OwnedMetric> MemoryStorage::list() const
@@ -258,9 +476,9 @@ std::vector<OwnedMetric> MemoryStorage::list() const
         for (std::size_t i = 0; i <= mask_; ++i) {
             const Shard& s = shards_[i];
             std::lock_guard lock{s.mutex};
-            s.gauges.for_each([&](const auto& e) { out.push_back({std::string{e.name()}, Kind::gauge, e.value, 0}); });
+            s.gauges.for_each([&](const auto& e) { out.push_back({std::string{e.name()}, Kind::gauge, e.load(), 0}); });
             s.counters.for_each(
-                [&](const auto& e) { out.push_back({std::string{e.name()}, Kind::counter, 0, e.value}); });
+                [&](const auto& e) { out.push_back({std::string{e.name()}, Kind::counter, 0, e.load()}); });
         }
     }
     std::sort(out.begin(), out.end(), [](const OwnedMetric& a, const OwnedMetric& b) {
@@ -302,11 +520,11 @@ void MemoryStorage::restore(std::span<const OwnedMetric> metrics)
         std::lock_guard lock{s.mutex};
         if (m.kind == Kind::gauge) {
             if (auto* e = s.gauges.find(k.name, k.hash))
-                e->value = m.value;
+                e->store(m.value);
             else
                 s.gauges.insert(k.name, k.hash, m.value);
         } else if (auto* e = s.counters.find(k.name, k.hash)) {
-            e->value = m.delta;
+            e->store(m.delta);
         } else {
             s.counters.insert(k.name, k.hash, m.delta);
         }

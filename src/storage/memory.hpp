@@ -4,6 +4,7 @@
 #include "storage/detail/name_hash.hpp"
 #include "storage/storage.hpp"
 
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <cstdint>
@@ -46,6 +47,14 @@ private:
     MemoryStorage& self() noexcept;
 };
 
+/// Where a MemoryStorage batch element's update goes (one of the pointers); `fresh`: a new name,
+/// not yet in its table.
+struct BatchTarget {
+    Entry<double>* gauge = nullptr;
+    Entry<std::int64_t>* counter = nullptr;
+    bool fresh = false;
+};
+
 }  // namespace detail
 
 /// Number of lock stripes of a MemoryStorage (rounded up to a power of two, at least 1).
@@ -58,12 +67,19 @@ struct Shards {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Woverloaded-virtual"
 
-/// Gauges and counters in memory, sharded and lock-striped: a name's shard is
-/// hash(name) & (shards - 1); each shard has a std::mutex and two hash tables (name to value,
-/// one per kind), and a lock is held for one table operation only. A std::mutex rather than a
-/// spinlock: uncontended it costs the same one atomic exchange, and under contention (an insert
-/// that rehashes a large shard, a preempted holder on a busy machine) it sleeps instead of
-/// burning the CPU the holder needs.
+/// Gauges and counters in memory, sharded: a name's shard is hash(name) & (shards - 1); each
+/// shard has two hash tables (name to value, one per kind) and a std::mutex for its writers.
+///
+/// Updating or reading an existing metric takes no lock: the lookup runs inside a read section
+/// (detail::ReadGuard) over tables that writers change only by filling empty slots, and the
+/// value is an atomic. So threads that update different names share no written cache line, and
+/// threads that update the same name share only that value's line. The mutex is taken to
+/// insert a name and by batches. A std::mutex rather than a spinlock: a batch holds it for
+/// the whole batch, and a waiter should sleep, not burn the CPU the holder needs.
+///
+/// Batches stay atomic. A batch makes each of its shards' sequence numbers odd while it changes
+/// them, and a reader that sees one odd (or changed) waits for the batch on the shard's mutex; a
+/// counter's owner byte keeps single updates off the counters a batch has checked.
 ///
 /// Thread-safe; every member may be called from any thread. Reading or updating an existing
 /// metric performs no heap allocation (lookups hash a string_view once, and the hash is reused
@@ -117,12 +133,28 @@ private:
     template <class V>
     using Map = detail::EntryTable<V>;
 
-    /// One lock stripe; cache-line aligned so that neighbouring locks do not false-share.
+    /// One shard; cache-line aligned so that neighbouring shards do not false-share.
     struct alignas(64) Shard {
-        mutable std::mutex mutex;
+        mutable std::mutex mutex;  ///< held to insert, by batches, and by readers a batch holds up
+        /// Odd while a batch changes this shard (its writes are not yet all done).
+        std::atomic<std::uint32_t> batch_seq{0};
         Map<double> gauges;
         Map<std::int64_t> counters;
     };
+
+    using Target = detail::BatchTarget;
+
+    Result<Metric> apply_gauge(const Key& k, double value);
+    Result<Metric> apply_counter(const Key& k, std::int64_t delta);
+    /// The current value, read without a lock (inside a ReadGuard) or under the shard's mutex.
+    static Result<Metric> read(const Shard& s, Kind kind, const Key& k) noexcept;
+
+    void find_targets(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets) const;
+    void make_fresh(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
+                    std::vector<std::uint32_t>& missing, std::vector<std::uint32_t>& fresh);
+    void reserve_fresh(std::span<const Key> keys, std::span<const Target> targets, std::span<const std::uint32_t> fresh);
+    void publish_fresh(std::span<const Key> keys, std::span<const Target> targets,
+                       std::vector<std::uint32_t>& fresh) noexcept;
 
     Key key(std::string_view name) const noexcept { return {name, detail::name_hash(name, seed_)}; }
     Shard& shard(const Key& k) const noexcept { return shards_[k.hash & mask_]; }

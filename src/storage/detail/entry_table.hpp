@@ -5,10 +5,15 @@
 // library because none in Debian fits: std::unordered_set costs a node per element (a 32-byte
 // chunk and a dependent load on every lookup) and a division by a prime per lookup, and the
 // well-kept flat tables (abseil, boost::unordered_flat_set) are not packaged in the versions
-// this project builds with. It is small: find, insert, erase, clear and iteration.
+// this project builds with, nor do the concurrent ones (liburcu's rculfhash, TBB's
+// concurrent_hash_map) let a lookup be a few plain loads. It is small: find, insert, clear and
+// iteration.
 
 #include "core/bytes.hpp"
+#include "storage/detail/reclaim.hpp"
 
+#include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -16,121 +21,167 @@
 #include <memory>
 #include <new>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace storage::detail {
 
-/// One metric: the value, then the name's bytes, in a single allocation.
+/// One metric: the value, then the name's bytes, in a single allocation. The name never
+/// changes; the value is atomic because lock-free readers and writers share it.
 template <class V>
 class Entry {
 public:
-    V value;
+    static_assert(std::atomic<V>::is_always_lock_free);
+
+    V load() const noexcept { return value_.load(std::memory_order_relaxed); }
+    void store(V value) noexcept { value_.store(value, std::memory_order_relaxed); }
 
     std::string_view name() const noexcept { return {reinterpret_cast<const char*>(this + 1), size_}; }
 
+    /// Who may change a counter's value now (MemoryStorage's counter lock). Gauges ignore it.
+    std::atomic<std::uint8_t>& owner() noexcept { return owner_; }
+
     static Entry* make(std::string_view name, V value)
     {
-        auto* e = static_cast<Entry*>(::operator new(sizeof(Entry) + name.size()));
-        e->value = value;
-        e->size_ = static_cast<std::uint32_t>(name.size());
-        std::memcpy(e + 1, name.data(), name.size());
+        void* raw = ::operator new(sizeof(Entry) + name.size());
+        auto* e = new (raw) Entry{static_cast<std::uint32_t>(name.size()), value};
+        std::memcpy(static_cast<char*>(raw) + sizeof(Entry), name.data(), name.size());
         return e;
     }
-    static void destroy(Entry* e) noexcept { ::operator delete(e); }
+    static void destroy(Entry* e) noexcept
+    {
+        e->~Entry();
+        ::operator delete(e);
+    }
 
 private:
+    Entry(std::uint32_t size, V value) noexcept : value_(value), size_(size) {}
+
+    std::atomic<V> value_;
     std::uint32_t size_;
+    std::atomic<std::uint8_t> owner_{0};
 };
 
-/// Name to Entry<V>*, owning the entries. Not thread-safe (the shard's mutex guards it).
+/// Name to Entry<V>*, owning the entries. One writer at a time (the shard's mutex), and any
+/// number of lock-free readers: find() may run inside a ReadGuard while the writer inserts.
+/// Readers never see a half-written slot (a slot is written once: hash, then entry, released),
+/// and a grown table keeps its old slot array, and clear() its entries, until no reader can
+/// hold them (Retired). Entries are never removed one by one, so a slot never changes after it
+/// is filled; a reader on an old array may miss names inserted since, never find a wrong one.
+///
 /// Memory per element: a 16-byte slot at a load factor between 3/8 and 3/4 (21 to 43 bytes)
-/// plus the entry's chunk. Lookups compare the full hash before the name.
+/// plus the entry's chunk, plus the previous slot array until the next grace period ends.
+/// Lookups compare the full hash before the name.
 template <class V>
 class EntryTable {
 public:
     EntryTable() = default;
-    ~EntryTable() { clear(); }
+    ~EntryTable() { destroy_with_entries(slots_.load(std::memory_order_relaxed)); }
     EntryTable(const EntryTable&) = delete;
     EntryTable& operator=(const EntryTable&) = delete;
 
-    /// The entry named `name` (whose hash is `hash`), or nullptr.
+    /// The entry named `name` (whose hash is `hash`), or nullptr. From the writer, or from any
+    /// thread inside a ReadGuard.
     Entry<V>* find(std::string_view name, std::size_t hash) const noexcept
     {
-        if (size_ == 0)
+        const Slots* t = slots_.load(std::memory_order_acquire);
+        if (t == nullptr)
             return nullptr;
-        for (std::size_t i = home(hash);; i = (i + 1) & mask_) {
-            const Slot& s = slots_[i];
-            if (s.entry == nullptr)
+        for (std::size_t i = t->home(hash);; i = (i + 1) & t->mask) {
+            const Slot& s = t->at(i);
+            Entry<V>* e = s.entry.load(std::memory_order_acquire);
+            if (e == nullptr)
                 return nullptr;
-            if (s.hash == hash && same_name(s.entry->name(), name))
-                return s.entry;
+            if (s.hash.load(std::memory_order_relaxed) == hash && same_name(e->name(), name))
+                return e;
         }
     }
 
-    /// Adds `name`, which must be absent. Strong guarantee: on bad_alloc nothing changed.
+    /// Writer: adds `name`, which must be absent. Strong guarantee: on bad_alloc nothing changed.
     Entry<V>* insert(std::string_view name, std::size_t hash, V value)
     {
         std::unique_ptr<Entry<V>, Free> entry{Entry<V>::make(name, value)};
-        if ((size_ + 1) * 4 > capacity() * 3)
-            grow();
-        place({hash, entry.get()});
-        ++size_;
+        reserve(1);
+        place(entry.get(), hash);
         return entry.release();
     }
 
-    /// Removes `name` if present (backward-shift deletion: no tombstones, probes stay short).
-    void erase(std::string_view name, std::size_t hash) noexcept
+    /// Writer: makes room for `extra` more names, so that as many place() calls cannot fail.
+    void reserve(std::size_t extra)
     {
-        if (size_ == 0)
+        retired_.poll();
+        const std::size_t capacity = this->capacity();
+        if ((size_ + extra) * 4 <= capacity * 3)
             return;
-        std::size_t hole = home(hash);
-        for (;; hole = (hole + 1) & mask_) {
-            const Slot& s = slots_[hole];
-            if (s.entry == nullptr)
-                return;
-            if (s.hash == hash && same_name(s.entry->name(), name))
-                break;
-        }
-        Entry<V>::destroy(slots_[hole].entry);
-        --size_;
-        // Move back every later slot of the run that may sit at or before the hole.
-        for (std::size_t j = (hole + 1) & mask_; slots_[j].entry != nullptr; j = (j + 1) & mask_) {
-            const std::size_t want = home(slots_[j].hash);
-            // Slot j may move to the hole unless its home lies cyclically in (hole, j].
-            if (((j - want) & mask_) >= ((j - hole) & mask_)) {
-                slots_[hole] = slots_[j];
-                hole = j;
-            }
-        }
-        slots_[hole] = Slot{};
+        std::size_t next = std::max(min_capacity, capacity * 2);
+        while ((size_ + extra) * 4 > next * 3)
+            next *= 2;
+        grow(next);
     }
 
-    void clear() noexcept
+    /// Writer: adds an entry made by Entry<V>::make, whose name is absent, after reserve().
+    /// Readers can find it from here on; the table owns it.
+    void place(Entry<V>* e, std::size_t hash) noexcept
     {
-        for (std::size_t i = 0; i < capacity(); ++i)
-            if (slots_[i].entry != nullptr)
-                Entry<V>::destroy(slots_[i].entry);
-        slots_.reset();
-        mask_ = 0;
+        place_in(*slots_.load(std::memory_order_relaxed), e, hash);
+        ++size_;
+    }
+
+    /// Writer: removes every entry. Readers may still hold them: they are freed later.
+    void clear()
+    {
+        retired_.reserve_one();
+        if (Slots* old = slots_.exchange(nullptr, std::memory_order_acq_rel))
+            retired_.add({old, &destroy_with_entries});
         size_ = 0;
     }
 
+    /// Writer only.
     std::size_t size() const noexcept { return size_; }
 
-    /// Calls f(const Entry<V>&) for every element, in no particular order.
+    /// Writer only: calls f(const Entry<V>&) for every element, in no particular order.
     template <class F>
     void for_each(F&& f) const
     {
-        for (std::size_t i = 0; i < capacity(); ++i)
-            if (slots_[i].entry != nullptr)
-                f(*slots_[i].entry);
+        const Slots* t = slots_.load(std::memory_order_relaxed);
+        for (std::size_t i = 0; t != nullptr && i <= t->mask; ++i)
+            if (const Entry<V>* e = t->at(i).entry.load(std::memory_order_relaxed))
+                f(*e);
     }
 
 private:
     struct Slot {
-        std::size_t hash = 0;
-        Entry<V>* entry = nullptr;  ///< nullptr: empty
+        std::atomic<std::size_t> hash{0};
+        std::atomic<Entry<V>*> entry{nullptr};  ///< nullptr: empty
     };
+
+    /// A slot array with its size, in one allocation: a reader gets both from one pointer.
+    struct Slots {
+        std::size_t mask;
+        unsigned shift;
+
+        Slot& at(std::size_t i) noexcept { return reinterpret_cast<Slot*>(this + 1)[i]; }
+        const Slot& at(std::size_t i) const noexcept { return reinterpret_cast<const Slot*>(this + 1)[i]; }
+
+        /// The first slot to probe. The shard was chosen by the hash's low bits, which are then
+        /// the same for every name here: Fibonacci hashing spreads by the high bits instead.
+        std::size_t home(std::size_t hash) const noexcept
+        {
+            return static_cast<std::size_t>((hash * 0x9E3779B97F4A7C15ULL) >> shift);
+        }
+
+        static Slots* make(std::size_t capacity)
+        {
+            void* raw = ::operator new(sizeof(Slots) + capacity * sizeof(Slot));
+            auto* t = new (raw) Slots{capacity - 1, 64 - static_cast<unsigned>(std::countr_zero(capacity))};
+            std::uninitialized_value_construct_n(&t->at(0), capacity);
+            return t;
+        }
+        static void destroy(void* t) noexcept { ::operator delete(t); }  // slots and header are trivial
+    };
+    static_assert(sizeof(Slots) % alignof(Slot) == 0);
+    static_assert(std::is_trivially_destructible_v<Slot>);
+
     struct Free {
         void operator()(Entry<V>* e) const noexcept { Entry<V>::destroy(e); }
     };
@@ -149,39 +200,52 @@ private:
         return std::memcmp(a.data(), b.data(), n) == 0;
     }
 
-    std::size_t capacity() const noexcept { return slots_ ? mask_ + 1 : 0; }
-
-    /// The first slot to probe. The shard was chosen by the hash's low bits, which are then
-    /// the same for every name here: Fibonacci hashing spreads by the high bits instead.
-    std::size_t home(std::size_t hash) const noexcept
+    static void destroy_with_entries(void* p) noexcept
     {
-        return static_cast<std::size_t>((hash * 0x9E3779B97F4A7C15ULL) >> shift_);
+        auto* t = static_cast<Slots*>(p);
+        if (t == nullptr)
+            return;
+        for (std::size_t i = 0; i <= t->mask; ++i)
+            if (Entry<V>* e = t->at(i).entry.load(std::memory_order_relaxed))
+                Entry<V>::destroy(e);
+        Slots::destroy(t);
     }
 
-    void place(Slot s) noexcept
+    std::size_t capacity() const noexcept
     {
-        std::size_t i = home(s.hash);
-        while (slots_[i].entry != nullptr)
-            i = (i + 1) & mask_;
-        slots_[i] = s;
+        const Slots* t = slots_.load(std::memory_order_relaxed);
+        return t == nullptr ? 0 : t->mask + 1;
     }
 
-    void grow()
+    /// Fills the first free slot of e's run: the hash first, then the entry, released, so that a
+    /// reader that sees the entry sees its hash and its bytes.
+    static void place_in(Slots& t, Entry<V>* e, std::size_t hash) noexcept
     {
-        const std::size_t old_capacity = capacity();
-        const std::size_t next = old_capacity == 0 ? min_capacity : old_capacity * 2;
-        std::unique_ptr<Slot[]> old = std::exchange(slots_, std::make_unique<Slot[]>(next));
-        mask_ = next - 1;
-        shift_ = 64 - static_cast<unsigned>(std::countr_zero(next));
-        for (std::size_t i = 0; i < old_capacity; ++i)
-            if (old[i].entry != nullptr)
-                place(old[i]);
+        std::size_t i = t.home(hash);
+        while (t.at(i).entry.load(std::memory_order_relaxed) != nullptr)
+            i = (i + 1) & t.mask;
+        t.at(i).hash.store(hash, std::memory_order_relaxed);
+        t.at(i).entry.store(e, std::memory_order_release);
     }
 
-    std::unique_ptr<Slot[]> slots_;
-    std::size_t mask_ = 0;
-    unsigned shift_ = 64;
+    /// Copies every slot into a new array of `capacity` slots and publishes it; the old array is
+    /// retired, not freed: readers may be probing it.
+    void grow(std::size_t capacity)
+    {
+        retired_.reserve_one();
+        Slots* next = Slots::make(capacity);
+        Slots* old = slots_.load(std::memory_order_relaxed);
+        for (std::size_t i = 0; old != nullptr && i <= old->mask; ++i)
+            if (Entry<V>* e = old->at(i).entry.load(std::memory_order_relaxed))
+                place_in(*next, e, old->at(i).hash.load(std::memory_order_relaxed));
+        slots_.store(next, std::memory_order_release);
+        if (old != nullptr)
+            retired_.add({old, &Slots::destroy});
+    }
+
+    std::atomic<Slots*> slots_{nullptr};
     std::size_t size_ = 0;
+    Retired retired_;
 };
 
 }  // namespace storage::detail

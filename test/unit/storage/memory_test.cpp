@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -100,6 +101,15 @@ TEST_CASE("a batch is applied in order and reports each element's state right af
     SUBCASE("without a result vector") {
         REQUIRE(store.apply_batch(batch, nullptr));
         CHECK(store.counter("c") == 16);
+    }
+    SUBCASE("new names that repeat get one metric each, per kind") {
+        const std::vector<Metric> fresh{delta("x", 1), value("y", 1.5), delta("x", 2), value("y", 2.5), value("x", 9)};
+        REQUIRE(store.apply_batch(fresh, &stored));
+        CHECK(stored == std::vector<Metric>{delta("x", 1), value("y", 1.5), delta("x", 3), value("y", 2.5), value("x", 9)});
+        CHECK(store.counter("x") == 3);
+        CHECK(store.gauge("x") == 9);
+        CHECK(store.gauge("y") == 2.5);
+        CHECK(store.size() == 6);  // c, g, n, and x twice, y
     }
 }
 
@@ -234,6 +244,78 @@ TEST_CASE("concurrent batches over overlapping names in different orders neither
         th.join();
     for (const auto& n : names)
         CHECK(store.counter(n) == threads * batches);
+}
+
+TEST_CASE("a reader never sees part of a batch, nor any of a batch that failed")
+{
+    // Batches add 1 to "a", then to 100 other counters, then to "b": a reader that reads "a" and
+    // then "b" must never find b behind a (half a batch). Failing batches set "g" and a new name
+    // and add to "a" before their overflowing counter: none of it may ever be seen. Gets read
+    // without a lock, so this checks the shards' batch sequence numbers.
+    MemoryStorage store{Shards{4}};
+    REQUIRE(store.apply(delta("a", 0)));
+    REQUIRE(store.apply(delta("b", 0)));
+    REQUIRE(store.apply(value("g", 0.5)));
+    REQUIRE(store.apply(delta("full", int64_max)));
+    constexpr int batches = 5000;
+    std::atomic<bool> done{false};
+    std::thread writer{[&] {
+        std::vector<Metric> good{delta("a", 1)};
+        std::vector<std::string> fillers;
+        for (int i = 0; i < 100; ++i)
+            fillers.push_back("f" + std::to_string(i));
+        for (const auto& f : fillers)
+            good.push_back(delta(f, 1));
+        good.push_back(delta("b", 1));
+        const std::vector<Metric> bad{value("g", 1), value("ghost", 1), delta("a", 1), delta("full", 1)};
+        for (int i = 0; i < batches; ++i)
+            if (!store.apply_batch(good, nullptr) || store.apply_batch(bad, nullptr).error() != Errc::counter_overflow)
+                std::abort();
+        done.store(true);
+    }};
+    int behind = 0, dirty = 0, reads = 0;
+    while (!done.load() || reads == 0) {
+        const std::int64_t a = store.counter("a");
+        const std::int64_t b = store.counter("b");
+        behind += b < a ? 1 : 0;
+        dirty += store.gauge("g") != 0.5 || store.get(Kind::gauge, "ghost") ? 1 : 0;
+        ++reads;
+    }
+    writer.join();
+    CHECK(behind == 0);
+    CHECK(dirty == 0);
+    CHECK(store.counter("a") == batches);
+    CHECK(store.counter("b") == batches);
+}
+
+TEST_CASE("single updates and batches on the same counters and gauges, from several threads, add up exactly")
+{
+    MemoryStorage store{Shards{2}};
+    const std::vector<std::string> names{"s0", "s1", "s2", "s3", "s4", "s5"};
+    constexpr int threads = 4;
+    constexpr int rounds = 3000;
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            std::vector<Metric> batch;
+            for (const auto& n : names)
+                batch.push_back(delta(n, 2));
+            batch.push_back(value("shared", t));
+            for (int i = 0; i < rounds; ++i) {
+                const auto& name = names[static_cast<std::size_t>(i + t) % names.size()];
+                const bool ok = t % 2 == 0 ? bool(store.apply(delta(name, 1))) && bool(store.apply(value("shared", t)))
+                                           : bool(store.apply_batch(batch, nullptr));
+                if (!ok)
+                    std::abort();
+            }
+        });
+    for (auto& th : pool)
+        th.join();
+    // Threads 0 and 2 add 1 to one name per round; threads 1 and 3 add 2 to every name per round.
+    for (const auto& n : names)
+        CHECK(store.counter(n) == 2 * rounds / static_cast<std::int64_t>(names.size()) + 2 * 2 * rounds);
+    const double last = store.gauge("shared");
+    CHECK((last >= 0 && last < threads && last == static_cast<int>(last)));
 }
 
 TEST_CASE("through the async Storage interface the memory store behaves the same")
