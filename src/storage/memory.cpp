@@ -92,14 +92,16 @@ private:
 };
 
 /// Makes shard sequence numbers odd for its lifetime: lock-free readers of those shards retry
-/// under the shard's mutex meanwhile, so they never see part of a batch.
+/// under the shard's mutex meanwhile, so they never see part of a batch, and single counter
+/// updates step aside (see take_counter). Sequentially consistent, with take_counter's two
+/// operations: a single update either sees a shard odd, or the batch sees its owner byte.
 class BatchWindow {
 public:
     explicit BatchWindow(std::span<std::atomic<std::uint32_t>* const> seqs) noexcept : seqs_(seqs)
     {
         for (auto* seq : seqs_)
             seq->store(seq->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_release);  // odd before any of the batch's writes
+        std::atomic_thread_fence(std::memory_order_seq_cst);  // one fence, not one per shard
     }
     ~BatchWindow()
     {
@@ -113,13 +115,8 @@ private:
     std::span<std::atomic<std::uint32_t>* const> seqs_;
 };
 
-/// A counter's owner byte (Entry::owner): who may change its value now. A single update takes
-/// it for one read-add-write; a batch takes it for its whole length, so that the totals it has
-/// checked stay true until it is done. Gauges need none: a gauge update is one store.
-enum Owner : std::uint8_t { no_owner = 0, single_update = 1, batch_update = 2 };
-
-/// Waiting for another single update: it holds the byte for a few instructions, unless its
-/// thread was preempted.
+/// Waiting for another single update of the same counter: it holds the owner byte for a few
+/// instructions, unless its thread was preempted.
 void spin_wait(unsigned& spins) noexcept
 {
     if (++spins % 64 != 0) {
@@ -131,29 +128,29 @@ void spin_wait(unsigned& spins) noexcept
     }
 }
 
-/// Takes a counter for a single update; false if a batch holds it (wait for the batch on the
-/// shard's mutex, then take it again).
-bool take_for_single(std::atomic<std::uint8_t>& owner) noexcept
+/// Takes a counter's owner byte (Entry::owner: 1 while a single update reads, adds and writes
+/// it). Without the shard's mutex (`locked` false), it then gives it back and returns false if a
+/// batch is changing the shard: the caller waits for the batch on the mutex instead.
+bool take_counter(std::atomic<std::uint8_t>& owner, const std::atomic<std::uint32_t>& batch_seq,
+                  bool locked) noexcept
 {
     for (unsigned spins = 0;; spin_wait(spins)) {
-        std::uint8_t seen = no_owner;
-        if (owner.compare_exchange_weak(seen, single_update, std::memory_order_acquire, std::memory_order_relaxed))
-            return true;
-        if (seen == batch_update)
-            return false;
+        std::uint8_t free = 0;
+        if (owner.compare_exchange_weak(free, 1, std::memory_order_seq_cst, std::memory_order_relaxed))
+            break;
     }
+    if (locked || batch_seq.load(std::memory_order_seq_cst) % 2 == 0)
+        return true;
+    owner.store(0, std::memory_order_release);
+    return false;
 }
 
-/// Takes a counter for the calling batch (which holds the counter's shard, so no other batch
-/// can hold it); a counter that repeats in the batch is already held.
-void take_for_batch(std::atomic<std::uint8_t>& owner) noexcept
+/// A batch waits for the single update that may hold a counter to finish; none can take it
+/// after that while the batch's shards are odd.
+void wait_for_owner(const std::atomic<std::uint8_t>& owner) noexcept
 {
-    for (unsigned spins = 0;; spin_wait(spins)) {
-        std::uint8_t seen = no_owner;
-        if (owner.compare_exchange_weak(seen, batch_update, std::memory_order_acquire, std::memory_order_relaxed) ||
-            seen == batch_update)
-            return;
-    }
+    for (unsigned spins = 0; owner.load(std::memory_order_seq_cst) != 0;)
+        spin_wait(spins);
 }
 
 /// Frees, on its way out, the entries a batch made for new names and did not publish (it stopped
@@ -188,7 +185,7 @@ Result<Metric> add_held(Entry<std::int64_t>& e, std::string_view id, std::int64_
     const Result<std::int64_t> total = core::add_counter(e.load(), delta);
     if (total)
         e.store(*total);
-    e.owner().store(no_owner, std::memory_order_release);
+    e.owner().store(0, std::memory_order_release);
     if (!total)
         return total.error();
     return Metric::counter(id, *total);
@@ -240,18 +237,16 @@ Result<Metric> MemoryStorage::apply_counter(const Key& k, std::int64_t delta)
     Shard& s = shard(k);
     {
         detail::ReadGuard guard;
-        if (auto* e = s.counters.find(k.name, k.hash); e != nullptr && take_for_single(e->owner()))
+        if (auto* e = s.counters.find(k.name, k.hash); e != nullptr && take_counter(e->owner(), s.batch_seq, false))
             return add_held(*e, k.name, delta);
     }
-    std::lock_guard lock{s.mutex};  // a new name, or a batch holds the counter: wait for it
+    std::lock_guard lock{s.mutex};  // a new name, or a batch is changing the shard: wait for it
     auto* e = s.counters.find(k.name, k.hash);
     if (e == nullptr) {
         s.counters.insert(k.name, k.hash, delta);
         return Metric::counter(k.name, delta);
     }
-    // No batch holds it while we hold the shard: only another single update may, briefly.
-    [[maybe_unused]] const bool taken = take_for_single(e->owner());
-    assert(taken);
+    take_counter(e->owner(), s.batch_seq, true);
     return add_held(*e, k.name, delta);
 }
 
@@ -259,8 +254,8 @@ Result<Metric> MemoryStorage::apply_counter(const Key& k, std::int64_t delta)
 //  1. find each element's entry; make entries for new names (unpublished; one per distinct
 //     name), and room for them in their tables. Nothing visible has changed yet, so running
 //     out of memory here changes nothing.
-//  2. take every counter, then add the counters in order, undoing them all if one overflows:
-//     held and behind odd shards, no one sees those values meanwhile.
+//  2. add the counters in order, undoing them all if one overflows: behind odd shards, no one
+//     else writes or reads those values meanwhile.
 //  3. store the gauges, which cannot fail, and publish the new names.
 Result<void> MemoryStorage::apply_batch(std::span<const Metric> batch, std::vector<Metric>* stored)
 {
@@ -281,7 +276,7 @@ Result<void> MemoryStorage::apply_batch(std::span<const Metric> batch, std::vect
     locks.clear();
     seqs.clear();
     touched.assign((mask_ >> 6) + 1, 0);
-    targets.assign(batch.size(), Target{});
+    targets.resize(batch.size());  // find_targets sets every field
     undo.clear();
     undo.reserve(batch.size());
     if (stored != nullptr)
@@ -306,29 +301,21 @@ Result<void> MemoryStorage::apply_batch(std::span<const Metric> batch, std::vect
 
     // Entries made for new names and not published are freed on every way out.
     const FreeUnpublished unpublished{targets, fresh};
-    find_targets(batch, keys, targets);
+    find_targets(batch, keys, targets, missing);
     make_fresh(batch, keys, targets, missing, fresh);
     reserve_fresh(keys, targets, fresh);
-
-    for (std::size_t i = 0; i < batch.size(); ++i)
-        if (batch[i].kind == Kind::counter && !targets[i].fresh)
-            take_for_batch(targets[i].counter->owner());
-    const auto release = [&] {
-        for (std::size_t i = 0; i < batch.size(); ++i)
-            if (batch[i].kind == Kind::counter && !targets[i].fresh)
-                targets[i].counter->owner().store(no_owner, std::memory_order_release);
-    };
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
         const Metric& m = batch[i];
         if (m.kind != Kind::counter)
             continue;
         Entry<std::int64_t>& e = *targets[i].counter;
+        if (!targets[i].fresh)
+            wait_for_owner(e.owner());
         const Result<std::int64_t> total = core::add_counter(e.load(), m.delta);
         if (!total) {
             for (auto u = undo.rbegin(); u != undo.rend(); ++u)
                 u->first->store(u->second);
-            release();
             if (stored != nullptr)
                 stored->clear();
             return total.error();
@@ -347,19 +334,23 @@ Result<void> MemoryStorage::apply_batch(std::span<const Metric> batch, std::vect
             (*stored)[i] = Metric::gauge(m.id, m.value);
     }
     publish_fresh(keys, targets, fresh);
-    release();
     return {};
 }
 
-void MemoryStorage::find_targets(std::span<const Metric> batch, std::span<const Key> keys,
-                                 std::span<Target> targets) const
+void MemoryStorage::find_targets(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
+                                 std::vector<std::uint32_t>& missing) const
 {
+    missing.clear();
     for (std::size_t i = 0; i < batch.size(); ++i) {
         const Shard& s = shard(keys[i]);
+        Target& t = targets[i];
+        t = Target{};
         if (batch[i].kind == Kind::gauge)
-            targets[i].gauge = s.gauges.find(keys[i].name, keys[i].hash);
+            t.gauge = s.gauges.find(keys[i].name, keys[i].hash);
         else
-            targets[i].counter = s.counters.find(keys[i].name, keys[i].hash);
+            t.counter = s.counters.find(keys[i].name, keys[i].hash);
+        if (t.gauge == nullptr && t.counter == nullptr)
+            missing.push_back(static_cast<std::uint32_t>(i));
     }
 }
 
@@ -369,11 +360,7 @@ void MemoryStorage::find_targets(std::span<const Metric> batch, std::span<const 
 void MemoryStorage::make_fresh(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
                                std::vector<std::uint32_t>& missing, std::vector<std::uint32_t>& fresh)
 {
-    missing.clear();
     fresh.clear();
-    for (std::size_t i = 0; i < batch.size(); ++i)
-        if (targets[i].gauge == nullptr && targets[i].counter == nullptr)
-            missing.push_back(static_cast<std::uint32_t>(i));
     if (missing.empty())
         return;
     std::sort(missing.begin(), missing.end(), [&](std::uint32_t a, std::uint32_t b) {

@@ -78,8 +78,8 @@ struct Shards {
 /// the whole batch, and a waiter should sleep, not burn the CPU the holder needs.
 ///
 /// Batches stay atomic. A batch makes each of its shards' sequence numbers odd while it changes
-/// them, and a reader that sees one odd (or changed) waits for the batch on the shard's mutex; a
-/// counter's owner byte keeps single updates off the counters a batch has checked.
+/// them: a reader that sees one odd (or changed) waits for the batch on the shard's mutex, and so
+/// does a single counter update, so that the totals the batch checked stay true.
 ///
 /// Thread-safe; every member may be called from any thread. Reading or updating an existing
 /// metric performs no heap allocation (lookups hash a string_view once, and the hash is reused
@@ -149,9 +149,11 @@ private:
     /// The current value, read without a lock (inside a ReadGuard) or under the shard's mutex.
     static Result<Metric> read(const Shard& s, Kind kind, const Key& k) noexcept;
 
-    void find_targets(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets) const;
+    /// Each element's entry, or the element's index in `missing`.
+    void find_targets(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
+                      std::vector<std::uint32_t>& missing) const;
     void make_fresh(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
-                    std::vector<std::uint32_t>& missing, std::vector<std::uint32_t>& fresh);
+                    std::vector<std::uint32_t>& missing, std::vector<std::uint32_t>& fresh);  // sorts missing
     void reserve_fresh(std::span<const Key> keys, std::span<const Target> targets, std::span<const std::uint32_t> fresh);
     void publish_fresh(std::span<const Key> keys, std::span<const Target> targets,
                        std::vector<std::uint32_t>& fresh) noexcept;
