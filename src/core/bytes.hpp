@@ -49,6 +49,26 @@ inline bool equal_short(const char* a, const char* b, std::size_t n) noexcept
     return true;
 }
 
+/// Copies n <= 16 bytes from `src` to `dst` inline: at most two overlapping word copies, where
+/// memcpy of a size unknown at compile time is a call (names are short).
+inline void copy_short(char* dst, const char* src, std::size_t n) noexcept
+{
+    if (n >= 8) {
+        const std::uint64_t head = load(src);
+        const std::uint64_t tail = load(src + n - 8);
+        std::memcpy(dst, &head, 8);
+        std::memcpy(dst + n - 8, &tail, 8);
+    } else if (n >= 4) {
+        const auto head = static_cast<std::uint32_t>(load4(src));
+        const auto tail = static_cast<std::uint32_t>(load4(src + n - 4));
+        std::memcpy(dst, &head, 4);
+        std::memcpy(dst + n - 4, &tail, 4);
+    } else {
+        for (std::size_t i = 0; i < n; ++i)
+            dst[i] = src[i];
+    }
+}
+
 /// Bytes of `w` equal to `c`.
 constexpr std::uint64_t equal_to(std::uint64_t w, unsigned char c) noexcept
 {

@@ -876,8 +876,8 @@ bool RequestParser::on_start_line_fast(std::string_view line)
     const unsigned in_target = in_before & ~((2U << sp) - 1);
     if (((spaces | bits('\t')) & in_target) != 0)
         return false;
-    const std::string_view method = before.substr(0, sp);
-    const std::string_view target = before.substr(sp + 1);
+    const std::string_view method{before.data(), sp};
+    const std::string_view target{before.data() + sp + 1, before.size() - sp - 1};
     const Method known = method_of(method);  // a known method is a token
     if (target.size() > limits().max_uri || (known == Method::other && !is_token(method)) ||
         target.empty() || target.front() != '/')
@@ -919,8 +919,13 @@ bool RequestParser::on_start_line_fast(std::string_view line)
     request_.method = known;
     request_.method_text = method;
     request_.target = target;
-    request_.path = target.substr(0, q);
-    request_.query = q == std::string_view::npos ? target.substr(target.size()) : target.substr(q + 1);
+    // Views built from their parts, not substr: its out-of-line call (it may throw) keeps
+    // `target` on the stack, stored as two words and reloaded as one (a store-forwarding stall
+    // of about 2 % of a small request, perf).
+    const std::size_t path_size = std::min(q, target.size());
+    request_.path = {target.data(), path_size};
+    const std::size_t query_at = q == std::string_view::npos ? target.size() : q + 1;
+    request_.query = {target.data() + query_at, target.size() - query_at};
     request_.version_minor = version;
 }
 

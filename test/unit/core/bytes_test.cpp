@@ -52,3 +52,14 @@ TEST_CASE("equal_short compares every byte of 0 to 16, as memcmp does")
         CHECK(bytes::equal_short(a.data(), b.data(), n));
     }
 }
+
+TEST_CASE("copy_short copies exactly 0 to 16 bytes, as memcpy does")
+{
+    const std::string source = "abcdefghijklmnop";
+    for (std::size_t n = 0; n <= 16; ++n) {
+        CAPTURE(n);
+        std::string target(20, '.');
+        bytes::copy_short(target.data() + 2, source.data(), n);
+        CHECK(target == ".." + source.substr(0, n) + std::string(18 - n, '.'));
+    }
+}
