@@ -343,12 +343,14 @@ std::optional<std::uint64_t> parse_decimal(std::string_view s) noexcept
 {
     if (s.empty())
         return std::nullopt;
+    // Up to 19 digits cannot overflow: the overflow check (a division) only for longer ones.
+    const bool may_overflow = s.size() > std::numeric_limits<std::uint64_t>::digits10;
     std::uint64_t v = 0;
     for (char c : s) {
         if (c < '0' || c > '9')
             return std::nullopt;
         const auto d = static_cast<std::uint64_t>(c - '0');
-        if (v > (std::numeric_limits<std::uint64_t>::max() - d) / 10)
+        if (may_overflow && v > (std::numeric_limits<std::uint64_t>::max() - d) / 10)
             return std::nullopt;
         v = v * 10 + d;
     }
@@ -504,8 +506,11 @@ MessageParser::State MessageParser::finish(std::string_view body, std::size_t co
     const std::optional<Field> field = known_field(name);
     if (!field && !is_token(name))
         return Errc::bad_request;
-    // Leading whitespace first: it is valid anyway, and the check then sees fewer bytes.
+    // Leading whitespace first: it is valid anyway, and the check then sees fewer bytes. The
+    // usual single space goes without a loop.
     std::string_view value{line.data() + colon + 1, line.size() - colon - 1};
+    if (!value.empty() && value.front() == ' ')
+        value.remove_prefix(1);
     while (!value.empty() && is_space(value.front()))
         value.remove_prefix(1);
     if (!vetted && !all_printable(value, 0x20, field_table))
