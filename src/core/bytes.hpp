@@ -69,6 +69,16 @@ inline void copy_short(char* dst, const char* src, std::size_t n) noexcept
     }
 }
 
+/// `v` as it stands in a register: the empty asm keeps GCC from merging the load that produced
+/// it with a neighbouring one into one wider load. Such a load cannot be forwarded from two
+/// narrower stores just made (a store-forwarding stall of tens of cycles).
+template <class T>
+[[gnu::always_inline]] inline T opaque(T v) noexcept
+{
+    asm("" : "+r"(v));
+    return v;
+}
+
 /// Bytes of `w` equal to `c`.
 constexpr std::uint64_t equal_to(std::uint64_t w, unsigned char c) noexcept
 {

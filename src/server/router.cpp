@@ -202,20 +202,6 @@ bool waits_for_storage(std::string_view path) noexcept
 
 }  // namespace
 
-namespace {
-
-/// `s`, read as two 8-byte words: the empty asm takes the size through a register, so GCC
-/// cannot merge the two loads into one 16-byte load (see Call::store).
-std::string_view word_by_word(std::string_view s) noexcept
-{
-    const char* data = s.data();
-    std::size_t size = s.size();
-    asm("" : "+r"(size));
-    return {data, size};
-}
-
-}  // namespace
-
 /// A request checked and reduced to the one storage call it needs: the router's work before
 /// and after that call is plain code, shared by the coroutine and the plain path.
 struct Router::Call {
@@ -237,7 +223,7 @@ struct Router::Call {
         // has just written through the stack with 8-byte stores, and GCC 12 copies a Metric
         // or a string_view with 16-byte loads, which cannot be forwarded from them (a
         // store-forwarding stall of about 2 % of a JSON update, perf).
-        c.metric.id = word_by_word(m.id);
+        c.metric.id = {m.id.data(), core::bytes::opaque(m.id.size())};
         c.metric.kind = m.kind;
         c.metric.value = m.value;
         c.metric.delta = m.delta;
