@@ -95,6 +95,17 @@ constexpr std::uint64_t below(std::uint64_t w, unsigned char n) noexcept
 /// Bytes of `w` at or above 0x80 (exact).
 constexpr std::uint64_t non_ascii(std::uint64_t w) noexcept { return w & high_bits; }
 
+/// Whether `word_mask` (as for find_first) flags no byte of `s`, of 4 to 16 bytes: two
+/// overlapping words, where find_first goes byte by byte through a string shorter than a word.
+template <class WordMask>
+bool none_short(std::string_view s, WordMask word_mask) noexcept
+{
+    const std::size_t n = s.size();
+    if (n >= 8)
+        return (word_mask(load(s.data())) | word_mask(load(s.data() + n - 8))) == 0;
+    return word_mask(load4(s.data()) | load4(s.data() + n - 4) << 32) == 0;
+}
+
 /// The index of the first byte of `s` at or after `from` that `word_mask` flags (a word at a
 /// time) and `byte_matches` confirms for the tail, or s.size() if none.
 template <class WordMask, class ByteMatches>

@@ -752,22 +752,12 @@ std::uint64_t care(std::uint64_t w) noexcept
     return bytes::below(w, 0x20) | bytes::equal_to(w, '"') | bytes::equal_to(w, '\\') | bytes::non_ascii(w);
 }
 
-// Whether `s`, of 4 to 16 bytes, has no byte that needs care: two overlapping words, where the
-// general scan of a name shorter than a word goes byte by byte through needs_care.
-bool plain_short(std::string_view s) noexcept
-{
-    const std::size_t n = s.size();
-    if (n >= 8)
-        return (care(bytes::load(s.data())) | care(bytes::load(s.data() + n - 8))) == 0;
-    return care(bytes::load4(s.data()) | bytes::load4(s.data() + n - 4) << 32) == 0;
-}
-
 // Writes `s` as a JSON string literal at `p` (room for max_escaped_bytes); returns the end.
 char* put_string(char* p, std::string_view s) noexcept
 {
     static constexpr char hex[] = "0123456789abcdef";
     *p++ = '"';
-    if (s.size() >= 4 && s.size() <= 16 && plain_short(s)) {  // most metric names
+    if (s.size() >= 4 && s.size() <= 16 && bytes::none_short(s, care)) {  // most metric names
         bytes::copy_short(p, s.data(), s.size());
         p += s.size();
         *p++ = '"';
