@@ -49,6 +49,36 @@ inline bool equal_short(const char* a, const char* b, std::size_t n) noexcept
     return true;
 }
 
+/// Copies n <= 16 bytes from `src` to `dst` inline: at most two overlapping word copies, where
+/// memcpy of a size unknown at compile time is a call (names are short).
+inline void copy_short(char* dst, const char* src, std::size_t n) noexcept
+{
+    if (n >= 8) {
+        const std::uint64_t head = load(src);
+        const std::uint64_t tail = load(src + n - 8);
+        std::memcpy(dst, &head, 8);
+        std::memcpy(dst + n - 8, &tail, 8);
+    } else if (n >= 4) {
+        const auto head = static_cast<std::uint32_t>(load4(src));
+        const auto tail = static_cast<std::uint32_t>(load4(src + n - 4));
+        std::memcpy(dst, &head, 4);
+        std::memcpy(dst + n - 4, &tail, 4);
+    } else {
+        for (std::size_t i = 0; i < n; ++i)
+            dst[i] = src[i];
+    }
+}
+
+/// `v` as it stands in a register: the empty asm keeps GCC from merging the load that produced
+/// it with a neighbouring one into one wider load. Such a load cannot be forwarded from two
+/// narrower stores just made (a store-forwarding stall of tens of cycles).
+template <class T>
+[[gnu::always_inline]] inline T opaque(T v) noexcept
+{
+    asm("" : "+r"(v));
+    return v;
+}
+
 /// Bytes of `w` equal to `c`.
 constexpr std::uint64_t equal_to(std::uint64_t w, unsigned char c) noexcept
 {
@@ -64,6 +94,17 @@ constexpr std::uint64_t below(std::uint64_t w, unsigned char n) noexcept
 
 /// Bytes of `w` at or above 0x80 (exact).
 constexpr std::uint64_t non_ascii(std::uint64_t w) noexcept { return w & high_bits; }
+
+/// Whether `word_mask` (as for find_first) flags no byte of `s`, of 4 to 16 bytes: two
+/// overlapping words, where find_first goes byte by byte through a string shorter than a word.
+template <class WordMask>
+bool none_short(std::string_view s, WordMask word_mask) noexcept
+{
+    const std::size_t n = s.size();
+    if (n >= 8)
+        return (word_mask(load(s.data())) | word_mask(load(s.data() + n - 8))) == 0;
+    return word_mask(load4(s.data()) | load4(s.data() + n - 4) << 32) == 0;
+}
 
 /// The index of the first byte of `s` at or after `from` that `word_mask` flags (a word at a
 /// time) and `byte_matches` confirms for the tail, or s.size() if none.

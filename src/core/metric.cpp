@@ -28,6 +28,8 @@ bool valid_utf8_name(std::string_view name) noexcept
     const auto forbidden = [](std::uint64_t w) {
         return bytes::below(w, 0x21) | bytes::equal_to(w, 0x7f) | bytes::equal_to(w, '/');
     };
+    if (name.size() >= 4 && name.size() <= 16)  // most names
+        return bytes::none_short(name, forbidden);
     return bytes::find_first(name, 0, forbidden, [](unsigned char c) { return forbidden_in_name[c]; }) == name.size();
 }
 

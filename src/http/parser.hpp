@@ -88,9 +88,10 @@ protected:
 
     /// Parses the start line; views into it stay valid (they are rebased on reallocation).
     virtual core::Errc on_start_line(std::string_view line) = 0;
-    /// As on_start_line for fast_head, for a line without control bytes but perhaps HTAB:
-    /// true when on_start_line would accept the line, with the same effect; false, changing
-    /// nothing, when it would not, or for lines left to the line-by-line path.
+    /// As on_start_line for fast_head, for a line without control bytes but perhaps HTAB, at
+    /// the start of a buffer of at least 16 bytes (which may be read): true when on_start_line
+    /// would accept the line, with the same effect; false, changing nothing, when it would
+    /// not, or for lines left to the line-by-line path.
     virtual bool on_start_line_fast(std::string_view line) = 0;
     /// Decides the framing from the complete head into `body`, or returns an error. (Not a
     /// Result<Body>: GCC 12 returns that through two narrow stack stores and one wide load, a
@@ -187,8 +188,11 @@ public:
 private:
     core::Errc on_start_line(std::string_view line) override;
     bool on_start_line_fast(std::string_view line) override;
+    bool short_request_line(std::string_view before);
     core::Errc request_line(std::string_view method, std::string_view target,
                             std::string_view version);
+    void set_request_line(Method known, std::string_view method, std::string_view target,
+                          std::size_t q, int version);
     core::Errc on_head(const Head& head, Body& body) override;
     void on_done(std::string_view body) override;
     void on_relocate(std::uintptr_t old_base, char* new_base) noexcept override;

@@ -162,13 +162,13 @@ void Response::write_head(fmt::memory_buffer& out, int version_minor, bool keep_
     // Written by hand into room reserved once: this runs for every response, and fmt's
     // runtime format strings cost more than everything else here together.
     assert(version_minor == 0 || version_minor == 1);
-    const std::string_view reason = reason_phrase(status);
+    const OkPrefix* prefix = status == 200 ? ok_prefix(type) : nullptr;
+    const std::string_view reason = prefix != nullptr ? std::string_view{} : reason_phrase(status);  // the prefix has it
     // "HTTP/1.x ", the status (any int fits 20 digits), ' ', the reason...
     std::size_t room = 30 + reason.size() + content_type_line.size() + type.size() +
                        content_length_line.size() + 20 + keep_alive_line.size() + 4;
     for (std::size_t i = 0; i < header_count_; ++i)
         room += 4 + headers_[i].name.size() + headers_[i].value.size();
-    const OkPrefix* prefix = status == 200 ? ok_prefix(type) : nullptr;
     room = std::max(room, OkPrefix::capacity);  // the prefix is copied whole (room exceeds it anyway)
     const std::size_t start = out.size();
     out.resize(start + room);

@@ -219,7 +219,14 @@ struct Router::Call {
     {
         Call c;
         c.op = op;
-        c.metric = m;
+        // Member by member, the id as two words: `m` is often in a Result that the JSON codec
+        // has just written through the stack with 8-byte stores, and GCC 12 copies a Metric
+        // or a string_view with 16-byte loads, which cannot be forwarded from them (a
+        // store-forwarding stall of about 2 % of a JSON update, perf).
+        c.metric.id = {m.id.data(), core::bytes::opaque(m.id.size())};
+        c.metric.kind = m.kind;
+        c.metric.value = m.value;
+        c.metric.delta = m.delta;
         c.reply = reply;
         return c;
     }

@@ -1,4 +1,5 @@
 #include "core/bytes.hpp"
+#include "core/metric.hpp"
 
 #include <doctest/doctest.h>
 
@@ -50,5 +51,41 @@ TEST_CASE("equal_short compares every byte of 0 to 16, as memcmp does")
         if (n < 16)
             b[n] = '!';
         CHECK(bytes::equal_short(a.data(), b.data(), n));
+    }
+}
+
+TEST_CASE("copy_short copies exactly 0 to 16 bytes, as memcpy does")
+{
+    const std::string source = "abcdefghijklmnop";
+    for (std::size_t n = 0; n <= 16; ++n) {
+        CAPTURE(n);
+        std::string target(20, '.');
+        bytes::copy_short(target.data() + 2, source.data(), n);
+        CHECK(target == ".." + source.substr(0, n) + std::string(18 - n, '.'));
+    }
+}
+
+TEST_CASE("none_short and the names it checks see every byte of 4 to 16")
+{
+    const auto slash = [](std::uint64_t w) { return bytes::equal_to(w, '/'); };
+    for (std::size_t n = 1; n <= 20; ++n) {
+        const std::string plain(n, 'n');
+        CAPTURE(n);
+        if (n >= 4 && n <= 16)
+            CHECK(bytes::none_short(plain, slash));
+        CHECK(core::valid_utf8_name(plain));
+        for (char bad : {'/', ' ', '\x00', '\x1f', '\x7f', '\t'}) {
+            for (std::size_t at = 0; at < n; ++at) {
+                CAPTURE(at);
+                CAPTURE(static_cast<int>(bad));
+                std::string name = plain;
+                name[at] = bad;
+                if (n >= 4 && n <= 16)
+                    CHECK(bytes::none_short(name, slash) == (bad != '/'));
+                CHECK_FALSE(core::valid_utf8_name(name));
+            }
+        }
+        // Non-ASCII bytes are left to the UTF-8 check.
+        CHECK(core::valid_utf8_name(plain + "\xc3\xa9"));
     }
 }

@@ -582,3 +582,26 @@ TEST_CASE("written metrics parse back to the same metric")
         CHECK(*parsed == m);
     }
 }
+
+TEST_CASE("names of every length are written whole or escaped wherever a byte needs it")
+{
+    // 4 to 16 bytes take a two-word check; shorter and longer names the byte scan.
+    const std::pair<std::string_view, std::string_view> specials[] = {
+        {"\"", "\\\""}, {"\\", "\\\\"}, {"\x01", "\\u0001"}, {"\x1f", "\\u001f"},
+        {"\xff", "\xef\xbf\xbd"}, {"\xc3\xa9", "\xc3\xa9"}, {"\x7f", "\x7f"}};
+    for (std::size_t n = 1; n <= 20; ++n) {
+        const std::string plain(n, 'n');
+        CAPTURE(n);
+        CHECK(json_string(plain) == "\"" + plain + "\"");
+        for (const auto& [raw, written] : specials) {
+            for (std::size_t at = 0; at + raw.size() <= n; ++at) {
+                CAPTURE(at);
+                CAPTURE(raw);
+                std::string name = plain;
+                name.replace(at, raw.size(), raw);
+                CHECK(json_string(name) == "\"" + plain.substr(0, at) + std::string(written) +
+                                               plain.substr(at + raw.size()) + "\"");
+            }
+        }
+    }
+}

@@ -687,3 +687,79 @@ TEST_CASE("pipelined whole requests each take the fast path after reset")
     REQUIRE(parser.parse(buffer) == State::done);
     CHECK(test::outcome(parser, State::done) == parse_bytewise(two));
 }
+
+TEST_CASE("request lines of up to 16 bytes before the version split as line by line")
+{
+    // Method and target of 3 to 20 bytes together: one block of the fast path holds them up to
+    // 16; the query starts anywhere in the target, or nowhere.
+    for (std::string_view method : {"GET", "POST", "M-SEARCH"}) {
+        for (std::size_t size = 1; size + method.size() + 1 <= 20; ++size) {
+            for (std::size_t q = 0; q <= size; ++q) {
+                std::string target = "/" + std::string(size - 1, 't');
+                if (q > 0 && q < size)
+                    target[q] = '?';
+                const std::string wire =
+                    std::string(method) + " " + target + " HTTP/1.1\r\nHost: h\r\n\r\n";
+                CAPTURE(wire);
+                const Parsed p = parse_whole(wire);
+                CHECK(p == parse_bytewise(wire));
+                REQUIRE(p.state == State::done);
+                CHECK(p.method_text == method);
+                CHECK(p.target == target);
+                const std::size_t at = target.find('?');
+                CHECK(p.path == target.substr(0, at));
+                CHECK(p.query == (at == std::string::npos ? "" : target.substr(at + 1)));
+            }
+        }
+    }
+}
+
+TEST_CASE("short request lines the one-block split refuses keep their errors")
+{
+    Limits short_uri;
+    short_uri.max_uri = 4;
+    const std::pair<std::string_view, Errc> cases[] = {
+        {"GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n", Errc::bad_request},    // HTAB in the target
+        {"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", Errc::bad_request},     // a second space
+        {"GET  /ab HTTP/1.1\r\nHost: h\r\n\r\n", Errc::bad_request},     // an empty target
+        {"GET\t/ab HTTP/1.1\r\nHost: h\r\n\r\n", Errc::bad_request},     // no space before it
+        {"GETT/ab HTTP/1.1\r\nHost: h\r\n\r\n", Errc::bad_request},      // no space at all
+        {"GET ab HTTP/1.1\r\nHost: h\r\n\r\n", Errc::bad_request},       // not origin-form
+        {"G@T /ab HTTP/1.1\r\nHost: h\r\n\r\n", Errc::bad_request},      // not a token
+        {" /ab HTTP/1.1\r\nHost: h\r\n\r\n", Errc::bad_request},         // no method
+        {"BREW /abcd HTTP/1.1\r\nHost: h\r\n\r\n", Errc::uri_too_long},  // over max_uri
+        {"G@T /abcd HTTP/1.1\r\nHost: h\r\n\r\n", Errc::uri_too_long},   // 414 before 400
+        {"BREW /abc?d HTTP/1.1\r\nHost: h\r\n\r\n", Errc::uri_too_long},
+        {"BREW /a?c HTTP/1.1\r\nHost: h\r\n\r\n", Errc::ok},
+        {"PATCH /\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n", Errc::ok},        // obs-text is allowed
+    };
+    for (const auto& [wire, error] : cases) {
+        CAPTURE(wire);
+        const Parsed p = parse_whole(wire, short_uri);
+        CHECK(p.error == error);
+        CHECK(p.state == (error == Errc::ok ? State::done : State::error));
+        CHECK(p == parse_bytewise(wire, short_uri));
+    }
+}
+
+TEST_CASE("a bad byte anywhere in a whole head is found as line by line")
+{
+    // Each refused byte at every offset of a head of three 64-byte chunks, then in the body
+    // right after the head (which is not the head's business).
+    const std::string head = "POST /update/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                             "X-Filler: " + std::string(90, 'f') + "\r\nContent-Length: 4\r\n\r\n";
+    const std::string wire = head + "body";
+    for (char bad : {'\x00', '\x01', '\x1f', '\x7f', '\r', '\n', '\x10', '\x0b'}) {
+        for (std::size_t at = 0; at < wire.size(); ++at) {
+            if (wire[at] == '\r' || wire[at] == '\n')
+                continue;  // replacing a CRLF half makes other errors, covered elsewhere
+            std::string w = wire;
+            w[at] = bad;
+            CAPTURE(at);
+            CAPTURE(static_cast<int>(bad));
+            const Parsed p = parse_whole(w);
+            CHECK(p == parse_bytewise(w));
+            CHECK(p.state == (at < head.size() ? State::error : State::done));
+        }
+    }
+}
