@@ -421,37 +421,41 @@ void MemoryStorage::publish_fresh(std::span<const Key> keys, std::span<const Tar
     fresh.clear();  // the tables own them now
 }
 
-Result<Metric> MemoryStorage::read(const Shard& s, Kind kind, const Key& k) noexcept
+MemoryStorage::Reading MemoryStorage::read(const Shard& s, Kind kind, const Key& k) noexcept
 {
     if (kind == Kind::gauge) {
         const auto* e = s.gauges.find(k.name, k.hash);
-        if (e == nullptr)
-            return Errc::not_found;
-        return Metric::gauge(k.name, e->load());
+        return e == nullptr ? Reading{} : Reading{std::bit_cast<std::uint64_t>(e->load()), true};
     }
     const auto* e = s.counters.find(k.name, k.hash);
-    if (e == nullptr)
-        return Errc::not_found;
-    return Metric::counter(k.name, e->load());
+    return e == nullptr ? Reading{} : Reading{static_cast<std::uint64_t>(e->load()), true};
 }
 
 Result<Metric> MemoryStorage::get(Kind kind, std::string_view id) const
 {
     const Key k = key(id);
     const Shard& s = shard(k);
+    Reading r;
+    bool settled = false;
     {
         // A sequence-lock read: it counts only if no batch changed the shard meanwhile.
         detail::ReadGuard guard;
         const std::uint32_t before = s.batch_seq.load(std::memory_order_acquire);
         if (before % 2 == 0) {
-            Result<Metric> found = read(s, kind, k);
+            r = read(s, kind, k);
             std::atomic_thread_fence(std::memory_order_acquire);
-            if (s.batch_seq.load(std::memory_order_relaxed) == before)
-                return found;
+            settled = s.batch_seq.load(std::memory_order_relaxed) == before;
         }
     }
-    std::lock_guard lock{s.mutex};  // a batch is changing the shard: wait for it
-    return read(s, kind, k);
+    if (!settled) {
+        std::lock_guard lock{s.mutex};  // a batch is changing the shard: wait for it
+        r = read(s, kind, k);
+    }
+    if (!r.found)
+        return Errc::not_found;
+    if (kind == Kind::gauge)
+        return Metric::gauge(id, std::bit_cast<double>(r.bits));
+    return Metric::counter(id, static_cast<std::int64_t>(r.bits));
 }
 
 std::vector<OwnedMetric> MemoryStorage::list() const

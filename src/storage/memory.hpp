@@ -146,8 +146,15 @@ private:
 
     Result<Metric> apply_gauge(const Key& k, double value);
     Result<Metric> apply_counter(const Key& k, std::int64_t delta);
+    /// A value as read: a gauge's bits or a counter, and whether the metric exists. 16 bytes,
+    /// so that it comes back in registers: a Result<Metric> returned through memory and copied
+    /// at once stalled every get (store forwarding fails from narrow stores to wide loads).
+    struct Reading {
+        std::uint64_t bits = 0;
+        bool found = false;
+    };
     /// The current value, read without a lock (inside a ReadGuard) or under the shard's mutex.
-    static Result<Metric> read(const Shard& s, Kind kind, const Key& k) noexcept;
+    static Reading read(const Shard& s, Kind kind, const Key& k) noexcept;
 
     /// Each element's entry, or the element's index in `missing`.
     void find_targets(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
