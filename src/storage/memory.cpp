@@ -1,5 +1,6 @@
 #include "storage/memory.hpp"
 
+#include "core/bytes.hpp"
 #include "core/number.hpp"
 
 #include <algorithm>
@@ -34,14 +35,47 @@ core::awaitable<Result<Metric>> MemoryStorageAsync::get(Kind kind, std::string_v
     co_return std::as_const(self()).get(kind, id);
 }
 
+// The *_now answers are filled in place, field by field, in the optional they return: GCC 12
+// builds a Result<Metric> returned by value with narrow stores and copies it with 16-byte loads,
+// and that copy stalled every request (store forwarding fails), in apply_now and get_now both.
 std::optional<Result<Metric>> MemoryStorageAsync::apply_now(const Metric& update)
 {
-    return self().apply(update);
+    std::optional<Result<Metric>> out{std::in_place, Metric{}};
+    Metric& m = **out;
+    // Word by word: the router has just written `update` so (core::bytes::opaque).
+    m.id = {core::bytes::opaque(update.id.data()), core::bytes::opaque(update.id.size())};
+    m.kind = update.kind;
+    MemoryStorage& store = self();
+    const MemoryStorage::Key k = store.key(update.id);
+    if (update.kind == Kind::gauge) {
+        store.set_gauge(k, update.value);
+        m.value = update.value;
+        return out;
+    }
+    const Result<std::int64_t> total = store.add_counter(k, update.delta);
+    if (total)
+        m.delta = *total;
+    else
+        *out = total.error();
+    return out;
 }
 
 std::optional<Result<Metric>> MemoryStorageAsync::get_now(Kind kind, std::string_view id)
 {
-    return std::as_const(self()).get(kind, id);
+    std::optional<Result<Metric>> out{std::in_place, Metric{}};
+    const MemoryStorage::Reading r = std::as_const(self()).read_settled(kind, id);
+    if (!r.found) {
+        *out = Errc::not_found;
+        return out;
+    }
+    Metric& m = **out;
+    m.id = id;
+    m.kind = kind;
+    if (kind == Kind::gauge)
+        m.value = std::bit_cast<double>(r.bits);
+    else
+        m.delta = static_cast<std::int64_t>(r.bits);
+    return out;
 }
 
 std::optional<Result<void>> MemoryStorageAsync::apply_batch_now(std::span<const Metric> batch,
@@ -180,15 +214,13 @@ private:
 };
 
 /// Adds to a counter held for this single update, and hands it back.
-Result<Metric> add_held(Entry<std::int64_t>& e, std::string_view id, std::int64_t delta) noexcept
+Result<std::int64_t> add_held(Entry<std::int64_t>& e, std::int64_t delta) noexcept
 {
     const Result<std::int64_t> total = core::add_counter(e.load(), delta);
     if (total)
         e.store(*total);
     e.owner().store(0, std::memory_order_release);
-    if (!total)
-        return total.error();
-    return Metric::counter(id, *total);
+    return total;
 }
 
 std::uint64_t random_seed()
@@ -208,20 +240,14 @@ MemoryStorage::MemoryStorage(Shards shards)
 
 MemoryStorage::~MemoryStorage() = default;
 
-Result<Metric> MemoryStorage::apply(const Metric& update)
-{
-    const Key k = key(update.id);
-    return update.kind == Kind::gauge ? apply_gauge(k, update.value) : apply_counter(k, update.delta);
-}
-
-Result<Metric> MemoryStorage::apply_gauge(const Key& k, double value)
+void MemoryStorage::set_gauge(const Key& k, double value)
 {
     Shard& s = shard(k);
     {
         detail::ReadGuard guard;
         if (auto* e = s.gauges.find(k.name, k.hash)) {
             e->store(value);
-            return Metric::gauge(k.name, value);
+            return;
         }
     }
     std::lock_guard lock{s.mutex};  // a new name, unless another thread has just inserted it
@@ -229,25 +255,24 @@ Result<Metric> MemoryStorage::apply_gauge(const Key& k, double value)
         e->store(value);
     else
         s.gauges.insert(k.name, k.hash, value);
-    return Metric::gauge(k.name, value);
 }
 
-Result<Metric> MemoryStorage::apply_counter(const Key& k, std::int64_t delta)
+Result<std::int64_t> MemoryStorage::add_counter(const Key& k, std::int64_t delta)
 {
     Shard& s = shard(k);
     {
         detail::ReadGuard guard;
         if (auto* e = s.counters.find(k.name, k.hash); e != nullptr && take_counter(e->owner(), s.batch_seq, false))
-            return add_held(*e, k.name, delta);
+            return add_held(*e, delta);
     }
     std::lock_guard lock{s.mutex};  // a new name, or a batch is changing the shard: wait for it
     auto* e = s.counters.find(k.name, k.hash);
     if (e == nullptr) {
         s.counters.insert(k.name, k.hash, delta);
-        return Metric::counter(k.name, delta);
+        return delta;
     }
     take_counter(e->owner(), s.batch_seq, true);
-    return add_held(*e, k.name, delta);
+    return add_held(*e, delta);
 }
 
 // A batch, with every shard it touches locked (ascending order: no deadlock) and marked odd:
@@ -431,26 +456,28 @@ MemoryStorage::Reading MemoryStorage::read(const Shard& s, Kind kind, const Key&
     return e == nullptr ? Reading{} : Reading{static_cast<std::uint64_t>(e->load()), true};
 }
 
-Result<Metric> MemoryStorage::get(Kind kind, std::string_view id) const
+MemoryStorage::Reading MemoryStorage::read_settled(Kind kind, std::string_view id) const
 {
     const Key k = key(id);
     const Shard& s = shard(k);
-    Reading r;
-    bool settled = false;
     {
         // A sequence-lock read: it counts only if no batch changed the shard meanwhile.
         detail::ReadGuard guard;
         const std::uint32_t before = s.batch_seq.load(std::memory_order_acquire);
         if (before % 2 == 0) {
-            r = read(s, kind, k);
+            const Reading r = read(s, kind, k);
             std::atomic_thread_fence(std::memory_order_acquire);
-            settled = s.batch_seq.load(std::memory_order_relaxed) == before;
+            if (s.batch_seq.load(std::memory_order_relaxed) == before)
+                return r;
         }
     }
-    if (!settled) {
-        std::lock_guard lock{s.mutex};  // a batch is changing the shard: wait for it
-        r = read(s, kind, k);
-    }
+    std::lock_guard lock{s.mutex};  // a batch is changing the shard: wait for it
+    return read(s, kind, k);
+}
+
+Result<Metric> MemoryStorage::get(Kind kind, std::string_view id) const
+{
+    const Reading r = read_settled(kind, id);
     if (!r.found)
         return Errc::not_found;
     if (kind == Kind::gauge)

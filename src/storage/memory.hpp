@@ -94,7 +94,20 @@ public:
     /// Gauge: replaces; counter: adds `update.delta`. Returns the metric after the update (a
     /// counter's new total in `delta`), its `id` viewing `update.id`. Overflow:
     /// Errc::counter_overflow, nothing changed. The caller has validated name and value.
-    Result<Metric> apply(const Metric& update);
+    Result<Metric> apply(const Metric& update)
+    {
+        // Inline, so that callers build the Result in place: one returned through memory and
+        // copied at once stalls (store forwarding fails from narrow stores to wide loads).
+        const Key k = key(update.id);
+        if (update.kind == Kind::gauge) {
+            set_gauge(k, update.value);
+            return Metric::gauge(update.id, update.value);
+        }
+        const Result<std::int64_t> total = add_counter(k, update.delta);
+        if (!total)
+            return total.error();
+        return Metric::counter(update.id, *total);
+    }
 
     /// Applies `batch` atomically and in order (an id may repeat): every shard it touches is
     /// locked, in ascending index order, for the whole batch. If `stored` is not null it is
@@ -124,6 +137,8 @@ public:
     std::int64_t counter(std::string_view id) const;
 
 private:
+    friend class detail::MemoryStorageAsync;  // its *_now answers are built in place
+
     /// A name with its hash computed once: the shard and the table's probe both use it.
     struct Key {
         std::string_view name;
@@ -144,8 +159,9 @@ private:
 
     using Target = detail::BatchTarget;
 
-    Result<Metric> apply_gauge(const Key& k, double value);
-    Result<Metric> apply_counter(const Key& k, std::int64_t delta);
+    void set_gauge(const Key& k, double value);
+    /// The counter's new total. Results of at most 16 bytes come back in registers (see apply).
+    Result<std::int64_t> add_counter(const Key& k, std::int64_t delta);
     /// A value as read: a gauge's bits or a counter, and whether the metric exists. 16 bytes,
     /// so that it comes back in registers: a Result<Metric> returned through memory and copied
     /// at once stalled every get (store forwarding fails from narrow stores to wide loads).
@@ -155,6 +171,9 @@ private:
     };
     /// The current value, read without a lock (inside a ReadGuard) or under the shard's mutex.
     static Reading read(const Shard& s, Kind kind, const Key& k) noexcept;
+    /// The current value, never part of a batch: read without a lock unless a batch is
+    /// changing the shard.
+    Reading read_settled(Kind kind, std::string_view id) const;
 
     /// Each element's entry, or the element's index in `missing`.
     void find_targets(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
