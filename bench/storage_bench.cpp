@@ -184,6 +184,26 @@ void BM_UpdateCounter(benchmark::State& state)
     state.SetItemsProcessed(state.iterations());
 }
 
+/// As BM_UpdateCounter, but each thread adds to counters of its own.
+template <class Storage>
+void BM_UpdateCounterOwnNames(benchmark::State& state)
+{
+    static const auto all = make_names(name_count * 4);  // room for 4 threads
+    static Storage store;
+    seed(state, store, all);
+    const auto own = static_cast<std::size_t>(state.thread_index()) * name_count;
+    bench::require(bool(store.apply(Metric::counter(all[own], 1))), "BM_UpdateCounterOwnNames",
+                   "a counter update succeeds");
+    std::size_t i = 0;
+    const auto before = bench::thread_allocations();
+    for (auto _ : state) {
+        auto r = store.apply(Metric::counter(all[own + i++ % name_count], 1));
+        benchmark::DoNotOptimize(r);
+    }
+    bench::report_thread_allocations(state, before);
+    state.SetItemsProcessed(state.iterations());
+}
+
 template <class Storage>
 void BM_GetGauge(benchmark::State& state)
 {
@@ -279,6 +299,7 @@ BENCHMARK(BM_SharedLineAdd)->ThreadRange(1, 2)->UseRealTime();
 METRICS_STORAGE_BENCH(BM_UpdateGauge);
 METRICS_STORAGE_BENCH(BM_UpdateGaugeOwnNames);
 METRICS_STORAGE_BENCH(BM_UpdateCounter);
+METRICS_STORAGE_BENCH(BM_UpdateCounterOwnNames);
 METRICS_STORAGE_BENCH(BM_GetGauge);
 METRICS_STORAGE_BENCH(BM_GetCounter);
 METRICS_STORAGE_BENCH(BM_GetAll);
