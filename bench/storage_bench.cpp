@@ -128,17 +128,28 @@ std::size_t start_offset(const benchmark::State& state)
     return static_cast<std::size_t>(state.thread_index()) * 97;
 }
 
-/// Times gauge updates walking `names` from `start`, after checking that one succeeds.
-template <class Storage>
-void time_gauge_updates(benchmark::State& state, Storage& store, std::span<const std::string> names,
-                        std::size_t start)
+/// The i-th update of a timed loop: gauges take a new value each time, counters add 1.
+template <Kind kind>
+Metric nth_update(std::string_view name, std::size_t i)
 {
-    auto first = store.apply(Metric::gauge(names[start % names.size()], 2.5));
-    bench::require(first && first->value == 2.5, "time_gauge_updates", "a gauge update returns the new value");
+    return kind == Kind::gauge ? Metric::gauge(name, static_cast<double>(i)) : Metric::counter(name, 1);
+}
+
+/// Times updates of `kind` walking `names` from `start`, after checking that one succeeds and
+/// returns what it stored (a gauge its value, a counter its total, one more than before).
+template <Kind kind, class Storage>
+void time_updates(benchmark::State& state, Storage& store, std::span<const std::string> names, std::size_t start)
+{
+    const std::string& name = names[start % names.size()];
+    const auto before_total = store.get(Kind::counter, name);
+    const auto first = store.apply(nth_update<kind>(name, 2));
+    const bool stored = kind == Kind::gauge ? first && first->value == 2
+                                            : first && before_total && first->delta == before_total->delta + 1;
+    bench::require(stored, "time_updates", "an update returns what it stored");
     std::size_t i = start;
     const auto before = bench::thread_allocations();
     for (auto _ : state) {
-        auto r = store.apply(Metric::gauge(names[i % names.size()], static_cast<double>(i)));
+        auto r = store.apply(nth_update<kind>(names[i % names.size()], i));
         benchmark::DoNotOptimize(r);
         ++i;
     }
@@ -152,7 +163,7 @@ void BM_UpdateGauge(benchmark::State& state)
     static const auto names = make_names(name_count);
     static Storage store;  // shared by the benchmark's threads
     seed(state, store, names);
-    time_gauge_updates(state, store, names, start_offset(state));
+    time_updates<Kind::gauge>(state, store, names, start_offset(state));
 }
 
 /// As BM_UpdateGauge, but each thread updates names of its own (agents on different hosts with
@@ -165,24 +176,7 @@ void BM_UpdateGaugeOwnNames(benchmark::State& state)
     static Storage store;
     seed(state, store, all);
     const auto own = static_cast<std::size_t>(state.thread_index()) * name_count;
-    time_gauge_updates(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
-}
-
-/// Times counter additions walking `names` from `start`, after checking that one succeeds.
-template <class Storage>
-void time_counter_updates(benchmark::State& state, Storage& store, std::span<const std::string> names,
-                          std::size_t start)
-{
-    bench::require(bool(store.apply(Metric::counter(names[start % names.size()], 1))), "time_counter_updates",
-                   "a counter update succeeds");
-    std::size_t i = start;
-    const auto before = bench::thread_allocations();
-    for (auto _ : state) {
-        auto r = store.apply(Metric::counter(names[i++ % names.size()], 1));
-        benchmark::DoNotOptimize(r);
-    }
-    bench::report_thread_allocations(state, before);
-    state.SetItemsProcessed(state.iterations());
+    time_updates<Kind::gauge>(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
 }
 
 template <class Storage>
@@ -191,7 +185,7 @@ void BM_UpdateCounter(benchmark::State& state)
     static const auto names = make_names(name_count);
     static Storage store;  // shared by the benchmark's threads
     seed(state, store, names);
-    time_counter_updates(state, store, names, start_offset(state));
+    time_updates<Kind::counter>(state, store, names, start_offset(state));
 }
 
 /// As BM_UpdateCounter, but each thread adds to counters of its own.
@@ -202,7 +196,7 @@ void BM_UpdateCounterOwnNames(benchmark::State& state)
     static Storage store;
     seed(state, store, all);
     const auto own = static_cast<std::size_t>(state.thread_index()) * name_count;
-    time_counter_updates(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
+    time_updates<Kind::counter>(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
 }
 
 template <class Storage>

@@ -35,46 +35,17 @@ core::awaitable<Result<Metric>> MemoryStorageAsync::get(Kind kind, std::string_v
     co_return std::as_const(self()).get(kind, id);
 }
 
-// The *_now answers are filled in place, field by field, in the optional they return: GCC 12
-// builds a Result<Metric> returned by value with narrow stores and copies it with 16-byte loads,
-// and that copy stalled every request (store forwarding fails), in apply_now and get_now both.
 std::optional<Result<Metric>> MemoryStorageAsync::apply_now(const Metric& update)
 {
     std::optional<Result<Metric>> out{std::in_place, Metric{}};
-    Metric& m = **out;
-    // Word by word: the router has just written `update` so (core::bytes::opaque).
-    m.id = {core::bytes::opaque(update.id.data()), core::bytes::opaque(update.id.size())};
-    m.kind = update.kind;
-    MemoryStorage& store = self();
-    const MemoryStorage::Key k = store.key(update.id);
-    if (update.kind == Kind::gauge) {
-        store.set_gauge(k, update.value);
-        m.value = update.value;
-        return out;
-    }
-    const Result<std::int64_t> total = store.add_counter(k, update.delta);
-    if (total)
-        m.delta = *total;
-    else
-        *out = total.error();
+    self().apply_into(update, *out);
     return out;
 }
 
 std::optional<Result<Metric>> MemoryStorageAsync::get_now(Kind kind, std::string_view id)
 {
     std::optional<Result<Metric>> out{std::in_place, Metric{}};
-    const MemoryStorage::Reading r = std::as_const(self()).read_settled(kind, id);
-    if (!r.found) {
-        *out = Errc::not_found;
-        return out;
-    }
-    Metric& m = **out;
-    m.id = id;
-    m.kind = kind;
-    if (kind == Kind::gauge)
-        m.value = std::bit_cast<double>(r.bits);
-    else
-        m.delta = static_cast<std::int64_t>(r.bits);
+    std::as_const(self()).get_into(kind, id, *out);
     return out;
 }
 
@@ -239,6 +210,32 @@ MemoryStorage::MemoryStorage(Shards shards)
 }
 
 MemoryStorage::~MemoryStorage() = default;
+
+Result<Metric> MemoryStorage::apply(const Metric& update)
+{
+    Result<Metric> out{Metric{}};
+    apply_into(update, out);
+    return out;
+}
+
+void MemoryStorage::apply_into(const Metric& update, Result<Metric>& out)
+{
+    Metric& m = *out;
+    // Word by word: the router has often just written `update` so (core::bytes::opaque).
+    m.id = {core::bytes::opaque(update.id.data()), core::bytes::opaque(update.id.size())};
+    m.kind = update.kind;
+    const Key k = key(update.id);
+    if (update.kind == Kind::gauge) {
+        set_gauge(k, update.value);
+        m.value = update.value;
+        return;
+    }
+    const Result<std::int64_t> total = add_counter(k, update.delta);
+    if (total)
+        m.delta = *total;
+    else
+        out = total.error();
+}
 
 void MemoryStorage::set_gauge(const Key& k, double value)
 {
@@ -477,12 +474,25 @@ MemoryStorage::Reading MemoryStorage::read_settled(Kind kind, std::string_view i
 
 Result<Metric> MemoryStorage::get(Kind kind, std::string_view id) const
 {
+    Result<Metric> out{Metric{}};
+    get_into(kind, id, out);
+    return out;
+}
+
+void MemoryStorage::get_into(Kind kind, std::string_view id, Result<Metric>& out) const
+{
     const Reading r = read_settled(kind, id);
-    if (!r.found)
-        return Errc::not_found;
+    if (!r.found) {
+        out = Errc::not_found;
+        return;
+    }
+    Metric& m = *out;
+    m.id = id;
+    m.kind = kind;
     if (kind == Kind::gauge)
-        return Metric::gauge(id, std::bit_cast<double>(r.bits));
-    return Metric::counter(id, static_cast<std::int64_t>(r.bits));
+        m.value = std::bit_cast<double>(r.bits);
+    else
+        m.delta = static_cast<std::int64_t>(r.bits);
 }
 
 std::vector<OwnedMetric> MemoryStorage::list() const

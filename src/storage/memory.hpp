@@ -94,20 +94,7 @@ public:
     /// Gauge: replaces; counter: adds `update.delta`. Returns the metric after the update (a
     /// counter's new total in `delta`), its `id` viewing `update.id`. Overflow:
     /// Errc::counter_overflow, nothing changed. The caller has validated name and value.
-    Result<Metric> apply(const Metric& update)
-    {
-        // Inline, so that callers build the Result in place: one returned through memory and
-        // copied at once stalls (store forwarding fails from narrow stores to wide loads).
-        const Key k = key(update.id);
-        if (update.kind == Kind::gauge) {
-            set_gauge(k, update.value);
-            return Metric::gauge(update.id, update.value);
-        }
-        const Result<std::int64_t> total = add_counter(k, update.delta);
-        if (!total)
-            return total.error();
-        return Metric::counter(update.id, *total);
-    }
+    Result<Metric> apply(const Metric& update);
 
     /// Applies `batch` atomically and in order (an id may repeat): every shard it touches is
     /// locked, in ascending index order, for the whole batch. If `stored` is not null it is
@@ -160,7 +147,7 @@ private:
     using Target = detail::BatchTarget;
 
     void set_gauge(const Key& k, double value);
-    /// The counter's new total. Results of at most 16 bytes come back in registers (see apply).
+    /// The counter's new total. Results of at most 16 bytes come back in registers (see apply_into).
     Result<std::int64_t> add_counter(const Key& k, std::int64_t delta);
     /// A value as read: a gauge's bits or a counter, and whether the metric exists. 16 bytes,
     /// so that it comes back in registers: a Result<Metric> returned through memory and copied
@@ -174,6 +161,13 @@ private:
     /// The current value, never part of a batch: read without a lock unless a batch is
     /// changing the shard.
     Reading read_settled(Kind kind, std::string_view id) const;
+
+    // apply and get, writing their answer into `out` (which holds a Metric) field by field: the
+    // *_now answers are built in place in the optional they return. GCC 12 builds a
+    // Result<Metric> returned by value with narrow stores and copies it with 16-byte loads,
+    // and that copy stalled every request (store forwarding fails).
+    void apply_into(const Metric& update, Result<Metric>& out);
+    void get_into(Kind kind, std::string_view id, Result<Metric>& out) const;
 
     /// Each element's entry, or the element's index in `missing`.
     void find_targets(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
