@@ -53,7 +53,11 @@ fi
 rm -f "$profiles/$name.build.log"
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-args=(--benchmark_repetitions="$repetitions" --benchmark_display_aggregates_only=true
+# Repetitions of the benchmarks in one binary interleaved in random order: the machine's drift
+# then hits all of them alike, so ratios within a binary (UpdateJSONHandler to SimdjsonAlone,
+# MemoryStorage to the single-lock baseline) hold even when the speed changes mid-run.
+args=(--benchmark_repetitions="$repetitions" --benchmark_enable_random_interleaving=true
+      --benchmark_display_aggregates_only=true
       --benchmark_out_format=json --benchmark_context=profile="$name",commit="$commit")
 [[ -z ${BENCH_FILTER:-} ]] || args+=(--benchmark_filter="$BENCH_FILTER")
 [[ -z ${MIN_TIME:-} ]] || args+=(--benchmark_min_time="$MIN_TIME")
