@@ -13,7 +13,7 @@
 # the median requests per server CPU-second is reported (this machine's speed drifts between
 # runs; the table lists every run's figure under `runs` in the JSON).
 #
-# Environment: BUILD_DIR (default build-release; built with ninja when a binary is missing),
+# Environment: BUILD_DIR (default build-release, release with benchmarks; built first),
 # METRICS_SERVER, TRIVIAL_SERVER (binaries), SERVER_CPU, CLIENT_CPU, PORT (ours, default 28080),
 # TRIVIAL_PORT (default 28081), WARMUP (seconds before each measured run, default 1).
 set -euo pipefail
@@ -53,13 +53,10 @@ if ! command -v wrk >/dev/null; then
     echo "loadtest: installing wrk" >&2
     apt-get install -y -qq wrk >/dev/null
 fi
-if [[ ! -x $server_bin || ! -x $trivial_bin ]]; then
-    if [[ ! -d $build_dir ]]; then
-        (cd "$root" && meson setup "$build_dir" --wrap-mode=nodownload --buildtype=release -Dbenchmarks=enabled >/dev/null)
-    fi
-    echo "loadtest: building metrics-server and trivial-server in $build_dir" >&2
-    ninja -C "$build_dir" -j2 src/server/metrics-server bench/trivial-server | grep -E 'error|FAILED' >&2 || true
-    [[ -x $server_bin && -x $trivial_bin ]] || { echo "loadtest: the build failed" >&2; exit 1; }
+if [[ -z ${METRICS_SERVER:-} || -z ${TRIVIAL_SERVER:-} ]]; then
+    echo "loadtest: building metrics-server and trivial-server in ${build_dir#"$root"/}" >&2
+    "$root/tools/bench_build.sh" "$build_dir" src/server/metrics-server bench/trivial-server ||
+        { echo "loadtest: the build failed" >&2; exit 1; }
 fi
 
 work=$(mktemp -d)

@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
-tools/build.sh build-release --buildtype=release -Dtests=disabled -Dbenchmarks=disabled
+# Its own build directory: build-release is the benchmark tools' (release with benchmarks), and a
+# build configured here without them would make those tools fail.
+tools/build.sh build-run --buildtype=release -Dtests=disabled -Dbenchmarks=disabled
 
-server=build-release/src/server/metrics-server
-agent=build-release/src/agent/metrics-agent
+server=build-run/src/server/metrics-server
+agent=build-run/src/agent/metrics-agent
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done

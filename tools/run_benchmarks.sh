@@ -12,7 +12,7 @@
 # then compare two runs with tools/compare_profiles.sh base result.
 #
 # Environment: BUILD_DIR (default build-release, configured --buildtype=release
-# -Dbenchmarks=enabled when absent), REPETITIONS (default 5), BENCH_FILTER (regex passed to
+# -Dbenchmarks=enabled when absent, benchmarks turned on when off), REPETITIONS (default 5), BENCH_FILTER (regex passed to
 # --benchmark_filter), MIN_TIME (--benchmark_min_time, seconds), SKIP_HEAP=1 (no heaptrack run),
 # HEAP_PORT (default 28090).
 set -euo pipefail
@@ -27,9 +27,7 @@ heap_port=${HEAP_PORT:-28090}
 profiles=$root/profiles
 mkdir -p "$profiles"
 
-if [[ ! -d $build_dir ]]; then
-    (cd "$root" && meson setup "$build_dir" --wrap-mode=nodownload --buildtype=release -Dbenchmarks=enabled >/dev/null)
-fi
+"$root/tools/bench_build.sh" "$build_dir"  # configure only: what to build comes from meson
 buildtype=$(meson introspect --buildoptions "$build_dir" |
     "$python" -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"))')
 [[ $buildtype == release ]] || echo "run_benchmarks: warning: $build_dir is a '$buildtype' build, not release" >&2
