@@ -157,46 +157,51 @@ void time_updates(benchmark::State& state, Storage& store, std::span<const std::
     state.SetItemsProcessed(state.iterations());
 }
 
-template <class Storage>
-void BM_UpdateGauge(benchmark::State& state)
+/// Updates of `kind` on names that all threads share, each thread from its own offset. Each
+/// instantiation has its own store, shared by the benchmark's threads.
+template <Kind kind, class Storage>
+void update_shared_names(benchmark::State& state)
 {
     static const auto names = make_names(name_count);
-    static Storage store;  // shared by the benchmark's threads
+    static Storage store;
     seed(state, store, names);
-    time_updates<Kind::gauge>(state, store, names, start_offset(state));
+    time_updates<kind>(state, store, names, start_offset(state));
 }
 
-/// As BM_UpdateGauge, but each thread updates names of its own (agents on different hosts with
-/// host-prefixed names): no value is shared between threads (for the single-mutex baseline,
-/// its lock still is).
-template <class Storage>
-void BM_UpdateGaugeOwnNames(benchmark::State& state)
+/// Updates of `kind` on names of the thread's own (agents on different hosts with host-prefixed
+/// names): no value is shared between threads (for the single-mutex baseline, its lock still is).
+template <Kind kind, class Storage>
+void update_own_names(benchmark::State& state)
 {
     static const auto all = make_names(name_count * 4);  // room for 4 threads
     static Storage store;
     seed(state, store, all);
     const auto own = static_cast<std::size_t>(state.thread_index()) * name_count;
-    time_updates<Kind::gauge>(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
+    time_updates<kind>(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
+}
+
+template <class Storage>
+void BM_UpdateGauge(benchmark::State& state)
+{
+    update_shared_names<Kind::gauge, Storage>(state);
+}
+
+template <class Storage>
+void BM_UpdateGaugeOwnNames(benchmark::State& state)
+{
+    update_own_names<Kind::gauge, Storage>(state);
 }
 
 template <class Storage>
 void BM_UpdateCounter(benchmark::State& state)
 {
-    static const auto names = make_names(name_count);
-    static Storage store;  // shared by the benchmark's threads
-    seed(state, store, names);
-    time_updates<Kind::counter>(state, store, names, start_offset(state));
+    update_shared_names<Kind::counter, Storage>(state);
 }
 
-/// As BM_UpdateCounter, but each thread adds to counters of its own.
 template <class Storage>
 void BM_UpdateCounterOwnNames(benchmark::State& state)
 {
-    static const auto all = make_names(name_count * 4);  // room for 4 threads
-    static Storage store;
-    seed(state, store, all);
-    const auto own = static_cast<std::size_t>(state.thread_index()) * name_count;
-    time_updates<Kind::counter>(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
+    update_own_names<Kind::counter, Storage>(state);
 }
 
 template <class Storage>

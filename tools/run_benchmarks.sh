@@ -12,8 +12,8 @@
 # then compare two runs with tools/compare_profiles.sh base result.
 #
 # Environment: BUILD_DIR (default build-release, configured --buildtype=release
-# -Dbenchmarks=enabled when absent, benchmarks turned on when off), REPETITIONS (default 5), BENCH_FILTER (regex passed to
-# --benchmark_filter), MIN_TIME (--benchmark_min_time, seconds), SKIP_HEAP=1 (no heaptrack run),
+# -Dbenchmarks=enabled when absent, benchmarks turned on when off), REPETITIONS (default 5),
+# BENCH_FILTER (regex passed to --benchmark_filter), MIN_TIME (--benchmark_min_time, seconds), SKIP_HEAP=1 (no heaptrack run),
 # HEAP_PORT (default 28090).
 set -euo pipefail
 
@@ -43,12 +43,7 @@ targets=()
 [[ ${SKIP_HEAP:-0} == 1 ]] || targets+=(src/server/metrics-server)
 for b in "${benches[@]}"; do targets+=("$(realpath --relative-to="$build_dir" "${b#* }")"); done
 echo "run_benchmarks: building ${targets[*]} in ${build_dir#"$root"/}" >&2
-if ! ninja -C "$build_dir" -j2 "${targets[@]}" >"$profiles/$name.build.log" 2>&1; then
-    grep -E 'error|FAILED' "$profiles/$name.build.log" | head -20 >&2
-    echo "run_benchmarks: the build failed (profiles/$name.build.log)" >&2
-    exit 1
-fi
-rm -f "$profiles/$name.build.log"
+"$root/tools/bench_build.sh" "$build_dir" "${targets[@]}" || { echo "run_benchmarks: the build failed" >&2; exit 1; }
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 # Repetitions of the benchmarks in one binary interleaved in random order: the machine's drift

@@ -57,12 +57,8 @@ run_meson_suite() {  # label builddir suite
     ((fail > 0)) && grep -E 'FAIL|TIMEOUT' "$out" | head -20
 }
 
-unit_binaries() {  # builddir
-    find "$1/test/unit" -maxdepth 2 -type f -name 'unit_*' -perm -u+x ! -name 'unit_postgres' | sort
-}
-
-# The unit test targets, without PostgreSQL's (the sanitizer builds run only these, and the fuzz
-# replays, so they build nothing else).
+# The unit test targets, without PostgreSQL's (its suite needs a server: run on its own). The
+# sanitizer builds build only these and the fuzz replays.
 unit_targets() {
     local dir name
     for dir in test/unit/*/; do
@@ -73,7 +69,7 @@ unit_targets() {
 
 # The fuzz replay targets (the binaries of the meson suite `fuzz`).
 fuzz_targets() {
-    meson introspect --tests build | python3 -c '
+    meson introspect --tests build | /usr/bin/python3 -c '
 import json, os, sys
 for test in json.load(sys.stdin):
     if any(suite.endswith(":fuzz") for suite in test["suite"]):
@@ -100,8 +96,8 @@ if ! tools/build.sh build -Dbenchmarks=disabled; then
 fi
 
 phase "unit"
-for bin in $(unit_binaries build); do
-    run_doctest "$(basename "$bin")" "$bin"
+for target in $(unit_targets); do
+    run_doctest "$(basename "$target")" "build/$target"
 done
 run_meson_suite fuzz_replay build fuzz
 
@@ -132,8 +128,8 @@ if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
     phase "address + undefined sanitizers"
     export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     if sanitizer_build build-asan address,undefined $(unit_targets) $(fuzz_targets); then
-        for bin in $(unit_binaries build-asan); do
-            run_doctest "asan_$(basename "$bin")" "$bin"
+        for target in $(unit_targets); do
+            run_doctest "asan_$(basename "$target")" "build-asan/$target"
         done
         FUZZ_ITERATIONS=5000 run_meson_suite asan_fuzz_replay build-asan fuzz
     else
