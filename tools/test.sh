@@ -6,7 +6,7 @@
 #   METRICS_SKIP_SANITIZERS=1  skip the sanitizer builds (quicker local runs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh || exit 1
+tools/setup.sh --bench || exit 1  # --bench: the tools' own tests run the benchmarks, heaptrack and wrk
 
 passed=0
 failed=0
@@ -84,12 +84,14 @@ sanitizer_build() {  # dir sanitizers targets...
     shift 2
     { [[ -f $dir/build.ninja ]] ||
       meson setup "$dir" --wrap-mode=nodownload -Dbuildtype=debug -Db_sanitize="$sanitize" \
-          -Db_lundef=false -Dbenchmarks=disabled >/dev/null; } &&
+          -Db_lundef=false -Dbenchmarks=disabled -Dwerror=true >/dev/null; } &&
     ninja -C "$dir" -j "$(nproc)" "$@" >/dev/null
 }
 
+# Warnings are errors here, never in a user's build (meson.build leaves werror off). The
+# benchmarks build too: test/integration/test_tools.py runs each binary once.
 phase "build (debugoptimized)"
-if ! tools/build.sh build -Dbenchmarks=disabled; then
+if ! tools/build.sh build -Dbenchmarks=enabled -Dwerror=true; then
     record build 0 1
     echo "$passed passed, $failed failed"
     exit 1
