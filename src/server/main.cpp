@@ -71,9 +71,10 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
     }
     s.snapshot = std::make_unique<storage::SnapshotFile>(c.store_file);
     if (c.restore) {
-        auto loaded = s.snapshot->load();
+        std::string reason;
+        auto loaded = s.snapshot->load(&reason);
         if (!loaded)
-            return "cannot restore " + c.store_file + ": " + std::string{core::message(loaded.error())};
+            return "cannot restore " + c.store_file + ": " + reason;
         s.memory->restore(*loaded);
         core::log::info("restored {} metrics from {}", loaded->size(), c.store_file);
     }

@@ -39,6 +39,9 @@ public:
     std::array<char, 64> hash_hex{}; ///< storage for the HashSHA256 value
 
     void clear() noexcept;
+    /// Frees the body and gzip buffers when they grew past `keep` bytes (a large answer), so
+    /// that a kept-alive connection does not hold them. Call after the response is written.
+    void trim(std::size_t keep) noexcept;
 
     /// Status plus a short reason as the plain-text body.
     void fail(int status_code, std::string_view reason);
