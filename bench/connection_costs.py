@@ -7,6 +7,9 @@ server yourself (any build, so that two builds compare), then
     connection_costs.py bombs PID PORT [N]        resident memory after N connections that each
                                                  sent a gzip bomb inflating past 32 MiB (413),
                                                  all still open
+    connection_costs.py listings PID PORT [N]     resident memory after N connections that each
+                                                 fetched /metrics once from a store of 200k
+                                                 metrics, all still open
     connection_costs.py pipeline PID PORT [N]     server CPU (utime+stime) for one 8 MiB POST
                                                  followed in the same stream by N `GET /x`
                                                  (the server needs -max-body-bytes above 8 MiB)
@@ -87,6 +90,29 @@ def bombs(pid, port, n):
         s.close()
 
 
+def listings(pid, port, n):
+    import json
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        f = s.makefile("rb")
+        for start in range(0, 200000, 10000):
+            body = json.dumps([{"id": f"metric.{i}", "type": "gauge", "value": i + 0.5}
+                               for i in range(start, start + 10000)]).encode()
+            s.sendall(b"POST /updates/ HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            assert read_answer(f) == 200
+    before = settle(pid)
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert read_answer(s.makefile("rb")) == 200
+        socks.append(s)
+    after = settle(pid)
+    print(f"listings: {n} connections after /metrics of 200k metrics: RSS {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    for s in socks:
+        s.close()
+
+
 def pipeline(pid, port, n):
     body = b" " * (8 << 20)
     data = (b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body +
@@ -105,5 +131,5 @@ def pipeline(pid, port, n):
 
 if __name__ == "__main__":
     what, pid, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    count = int(sys.argv[4]) if len(sys.argv) > 4 else {"idle": 5000, "bombs": 40, "pipeline": 250000}[what]
-    {"idle": idle, "bombs": bombs, "pipeline": pipeline}[what](pid, port, count)
+    count = int(sys.argv[4]) if len(sys.argv) > 4 else {"idle": 5000, "bombs": 40, "listings": 40, "pipeline": 250000}[what]
+    {"idle": idle, "bombs": bombs, "listings": listings, "pipeline": pipeline}[what](pid, port, count)

@@ -10,7 +10,7 @@ namespace server {
     return codec;
 }
 
-void Scratch::trim()
+void Scratch::release() noexcept
 {
     if (decoded_body.capacity() > retained_bytes)
         decoded_body = {};

@@ -24,10 +24,17 @@ struct Scratch {
     static codec::Gzip& gzip();
 
     /// Gives back buffers grown past `retained_bytes` (call after the answer is written).
-    void trim();
+    void trim() noexcept
+    {
+        if (decoded_body.capacity() > retained_bytes || path_segment.capacity() > retained_bytes)
+            release();  // rare: inline test only
+    }
 
     core::ByteBuffer decoded_body;  ///< gunzipped request body
     std::string path_segment;       ///< a percent-decoded URL segment
+
+private:
+    void release() noexcept;
 };
 
 /// One request/response pair travelling through the middleware chain and a handler.

@@ -72,7 +72,7 @@ void Response::clear() noexcept
     header_count_ = 0;
 }
 
-void Response::trim(std::size_t keep) noexcept
+void Response::release(std::size_t keep) noexcept
 {
     if (body.capacity() > keep)
         body = fmt::memory_buffer{};

@@ -122,10 +122,8 @@ public:
     JsonLease() = default;
     ~JsonLease()
     {
-        // Maybe on another thread than the one that lent it (a resumed coroutine): that
-        // thread's pool takes it.
-        if (auto& free = pool(); scratch_ && free.size() < max_pooled && scratch_->small())
-            free.push_back(std::move(scratch_));
+        if (scratch_)  // URL routes lease none: no pool lookup for them
+            give_back();
     }
     JsonLease(const JsonLease&) = delete;
     JsonLease& operator=(const JsonLease&) = delete;
@@ -146,6 +144,14 @@ public:
 
 private:
     static constexpr std::size_t max_pooled = 16;
+
+    void give_back() noexcept
+    {
+        // Maybe on another thread than the one that lent it (a resumed coroutine): that
+        // thread's pool takes it.
+        if (auto& free = pool(); free.size() < max_pooled && scratch_->small())
+            free.push_back(std::move(scratch_));
+    }
 
     // Not inlined: a coroutine may resume on another thread, and an inlined thread_local
     // address could be reused from before the suspension.

@@ -49,10 +49,9 @@ class ConnectionMemory(unittest.TestCase):
     CONNECTIONS = 200
     DECODED_LIMIT = 8 * MiB
     # Each connection below made the server build about 10 MB of buffers (a gzip bomb inflated
-    # to the limit, a /metrics answer and its gzip). Kept, 200 connections would hold 2 GB;
-    # given back, they keep their receive buffer and small scratch: this bound allows 160 KiB
-    # per connection plus the allocator's working set for one large request.
-    BOUND = 64 * MiB
+    # to the limit, a /metrics answer and its gzip). Kept, 200 connections hold 3 GB; given
+    # back, each keeps at most a 64 KiB receive buffer and its idle state (14 KB): 96 KiB each.
+    BOUND = CONNECTIONS * 96 * 1024
 
     def test_connections_that_made_large_requests_keep_little_memory(self):
         with Server("--max-decoded-bytes", str(self.DECODED_LIMIT), "--threads", "2") as srv:
