@@ -6,6 +6,7 @@ import re
 import shutil
 import socket
 import stat
+import threading
 
 from harness import *  # noqa: F401,F403
 
@@ -237,8 +238,7 @@ class PipelinedAfterLargeBody(unittest.TestCase):
         with Server("--max-body-bytes", str(16 * MiB)) as srv:
             with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as s:
                 f = s.makefile("rb")
-                # Send from a second thread of control: the server answers while we still write.
-                import threading
+                # Sent from another thread: the server answers while the stream is still coming.
                 sender = threading.Thread(target=s.sendall, args=(data,))
                 sender.start()
                 try:
