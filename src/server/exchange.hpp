@@ -1,6 +1,7 @@
 #pragma once
 
 #include "codec/gzip.hpp"
+#include "core/byte_buffer.hpp"
 #include "http/message.hpp"
 #include "server/response.hpp"
 
