@@ -72,6 +72,14 @@ void Response::clear() noexcept
     header_count_ = 0;
 }
 
+void Response::release(std::size_t keep) noexcept
+{
+    if (body.capacity() > keep)
+        body = fmt::memory_buffer{};
+    if (encoded.capacity() > keep)
+        std::string{}.swap(encoded);
+}
+
 void Response::fail(int status_code, std::string_view reason)
 {
     status = status_code;

@@ -39,6 +39,13 @@ public:
     std::array<char, 64> hash_hex{}; ///< storage for the HashSHA256 value
 
     void clear() noexcept;
+    /// Frees the body and gzip buffers when they grew past `keep` bytes (a large answer), so
+    /// that a kept-alive connection does not hold them. Call after the response is written.
+    void trim(std::size_t keep) noexcept
+    {
+        if (body.capacity() > keep || encoded.capacity() > keep)  // rare: inline test only
+            release(keep);
+    }
 
     /// Status plus a short reason as the plain-text body.
     void fail(int status_code, std::string_view reason);
@@ -65,6 +72,8 @@ public:
     void write_head(fmt::memory_buffer& out, int version_minor, bool keep_alive) const;
 
 private:
+    void release(std::size_t keep) noexcept;
+
     struct Header {
         std::string_view name, value;
     };
