@@ -266,7 +266,11 @@ public:
             PQfinish(conn_);
         conn_ = nullptr;
         fatal_ = false;
+        prepared = false;
     }
+
+    /// Our statements are prepared on this session (cleared by reset()).
+    bool prepared = false;
 
     // Batch parameter buffers, reused so that steady-state batches do not allocate for them.
     std::string gauge_names, gauge_values, counter_names, counter_deltas;
@@ -478,7 +482,11 @@ constexpr const char* batch_apply = "metrics_batch";
 // order. The result is one row per counter element in input order: the total right after that
 // element, i.e. the previous total (final - sum) plus the running sum; the cast rejects a
 // step that leaves bigint even when the final total fits, as applying in order would.
+//
+// DEALLOCATE ALL first: PREPARE is not transactional, so a run cancelled halfway (a table lock)
+// leaves some statements behind, and the script runs again on the same session.
 constexpr const char* prepare_script = R"sql(
+DEALLOCATE ALL;
 PREPARE metrics_gauge_set (text, float8) AS
   INSERT INTO gauges (name, value) VALUES ($1, $2)
   ON CONFLICT (name) DO UPDATE SET value = excluded.value;
@@ -672,16 +680,19 @@ core::awaitable<Result<PostgresStorage::Lease>> PostgresStorage::acquire(Deadlin
 core::awaitable<PgReply> PostgresStorage::setup(PgConnection& conn, Deadline connect_deadline,
                                                 Deadline query_deadline, bool prepare)
 {
-    PgReply reply = co_await conn.connect(dsn_, connect_deadline);
-    if (reply.failure != Failure::none)
-        co_return reply;
-    // First, so that the server bounds the rest of the setup too (PREPARE waits for table locks).
-    reply = co_await conn.query(session_settings_.c_str(), query_deadline);
-    if (reply.failure != Failure::none) {
-        conn.reset();
-        co_return setup_failure(std::move(reply));
+    PgReply reply;
+    if (!conn.usable()) {
+        reply = co_await conn.connect(dsn_, connect_deadline);
+        if (reply.failure != Failure::none)
+            co_return reply;
+        // First, so that the server bounds the rest of the setup too (PREPARE waits for table locks).
+        reply = co_await conn.query(session_settings_.c_str(), query_deadline);
+        if (reply.failure != Failure::none) {
+            conn.reset();
+            co_return setup_failure(std::move(reply));
+        }
     }
-    if (!prepare)
+    if (!prepare || conn.prepared)
         co_return PgReply{};
     if (!schema_ready_) {
         reply = co_await conn.query(migration_script().c_str(), query_deadline);
@@ -693,16 +704,20 @@ core::awaitable<PgReply> PostgresStorage::setup(PgConnection& conn, Deadline con
     }
     reply = co_await conn.query(prepare_script, query_deadline);
     if (reply.failure != Failure::none) {
-        conn.reset();
+        // A cancelled PREPARE leaves a healthy session: keep it rather than open another backend
+        // while the old one may still be exiting.
+        if (reply.failure != Failure::aborted || !conn.usable())
+            conn.reset();
         co_return setup_failure(std::move(reply));
     }
+    conn.prepared = true;
     co_return PgReply{};
 }
 
 core::awaitable<PgReply> PostgresStorage::attempt(PgConnection& conn, const char* statement,
                                                   const PgParams& params, Deadline deadline)
 {
-    if (!conn.usable()) {
+    if (!conn.prepared || !conn.usable()) {
         const auto connect_deadline = std::min(Clock::now() + opts_.connect_timeout, deadline);
         PgReply reply = co_await setup(conn, connect_deadline, connect_deadline);
         if (reply.failure != Failure::none)

@@ -107,7 +107,8 @@ private:
     /// passes or too many calls wait, Errc::storage_unavailable once closed.
     core::awaitable<Result<Lease>> acquire(Deadline deadline);
 
-    /// Opens `conn` and sets its session timeouts; `prepare`: also migrations and statements.
+    /// Opens `conn` unless it is usable and sets its session timeouts; `prepare`: also runs the
+    /// migrations and prepares the statements unless done on this session.
     core::awaitable<detail::PgReply> setup(detail::PgConnection& conn, Deadline connect_deadline,
                                            Deadline query_deadline, bool prepare = true);
     core::awaitable<detail::PgReply> attempt(detail::PgConnection& conn, const char* statement,

@@ -122,6 +122,7 @@ class PostgresFaults(unittest.TestCase):
                 def ping():
                     while not stop.is_set():
                         pings.append(timed_request(s.port, "GET", "/ping"))
+                        time.sleep(0.02)
 
                 threads = [threading.Thread(target=update) for _ in range(8)] + [threading.Thread(target=ping)]
                 for t in threads:
