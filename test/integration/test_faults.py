@@ -5,6 +5,7 @@ The PostgreSQL cases need the cluster tools/test.sh starts (METRICS_TEST_DSN, ME
 and psql. Timeouts are shortened by flags so that each case runs in seconds.
 """
 
+import glob
 import http.client
 import os
 import shutil
@@ -22,7 +23,7 @@ from harness import AGENT_BIN, ENV_KEYS, Server
 DSN = os.environ.get("METRICS_TEST_DSN", "")
 PGDIR = os.environ.get("METRICS_TEST_PGDIR", "")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-PSQL = shutil.which("psql")
+PSQL = shutil.which("psql") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"), reverse=True)), None)
 
 
 def unique(prefix):
