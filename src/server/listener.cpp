@@ -143,7 +143,7 @@ core::awaitable<void> Listener::refuse(tcp::socket socket)
 {
     static constexpr std::string_view reply =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n"
-        "Connection: close\r\n\r\ntoo many connections";
+        "Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections";
     auto [ec, n] = co_await core::with_timeout(
         asio::async_write(socket, asio::buffer(reply), core::use_nothrow_awaitable), 1s);
     (void)n;

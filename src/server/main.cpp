@@ -54,6 +54,11 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
     if (!c.database_dsn.empty()) {
         storage::PostgresOptions options;
         options.pool_size = static_cast<std::size_t>(c.database_pool);
+        options.max_waiting = static_cast<std::size_t>(c.database_queue);
+        options.connect_timeout = c.database_timeout;
+        options.query_timeout = c.database_timeout;
+        options.ping_timeout = std::min(options.ping_timeout, c.database_timeout);
+        options.request_timeout = c.request_timeout;
         // co_spawn needs a default-constructible result: the coroutine fills an optional instead.
         std::optional<core::Result<std::unique_ptr<storage::PostgresStorage>>> opened;
         auto open = [&]() -> asio::awaitable<void> {

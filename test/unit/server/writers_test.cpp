@@ -83,6 +83,8 @@ TEST_CASE("every error code maps to its documented status")
     CHECK(server::status_for(Errc::unsupported_media_type) == 415);
     CHECK(server::status_for(Errc::timeout) == 408);
     CHECK(server::status_for(Errc::storage_unavailable) == 500);
+    CHECK(server::status_for(Errc::outcome_unknown) == 500);
+    CHECK(server::status_for(Errc::storage_busy) == 503);
 }
 
 TEST_CASE("a response head carries length, type and keep-alive for HTTP/1.0")
