@@ -22,6 +22,8 @@ struct Scratch {
     }
     std::string decoded_body;          ///< gunzipped request body
     std::string path_segment;          ///< a percent-decoded URL segment
+    std::string opened_body;           ///< the contents of a sealed box (OpenSealedBox)
+    std::string audit_ids;             ///< JSON ids of the metrics an update stored (Audit)
 
 private:
     std::optional<codec::Gzip> gzip_;
@@ -38,6 +40,8 @@ struct Exchange {
     std::string_view peer;  ///< client address as text, formatted once per connection
     bool head_only = false;  ///< a HEAD request: the body is computed for its length, not sent
     std::chrono::steady_clock::time_point started{};  ///< set by AccessLog on the way in
+    /// Set by Audit for an update request: the router appends the ids it stored (audit.hpp).
+    std::string* audit_ids = nullptr;
 };
 
 }  // namespace server
