@@ -3,7 +3,7 @@
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "http/client.hpp"
-#include "server/guards.hpp"
+#include "server/subnet.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

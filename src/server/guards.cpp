@@ -2,17 +2,6 @@
 
 namespace server {
 
-std::optional<asio::ip::address> real_ip(const http::Request& request) noexcept
-{
-    const auto header = request.header("X-Real-IP");
-    if (!header)
-        return std::nullopt;
-    auto address = parse_ip(*header);
-    if (!address)
-        return std::nullopt;
-    return *address;
-}
-
 Middleware::Flow TrustedSubnet::before(Exchange& ex) const
 {
     const auto header = ex.request.header("X-Real-IP");

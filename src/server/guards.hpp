@@ -9,13 +9,9 @@
 
 namespace server {
 
-/// The X-Real-IP header as a valid address, or nothing when it is missing or malformed.
-/// X-Real-IP is asserted by the client (docs/OPERATIONS.md): it is only as trustworthy as the
-/// network path to the server.
-std::optional<asio::ip::address> real_ip(const http::Request& request) noexcept;
-
 /// -t/TRUSTED_SUBNET: a request whose X-Real-IP is missing, malformed or outside the subnet is
-/// answered 403 before any layer looks at its body.
+/// answered 403 before any layer looks at its body. X-Real-IP is asserted by the client
+/// (docs/OPERATIONS.md): the check is only as trustworthy as the network path to the server.
 class TrustedSubnet final : public Middleware {
 public:
     explicit TrustedSubnet(Subnet subnet) : subnet_(subnet) {}
