@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cerrno>
@@ -22,22 +23,48 @@ namespace server {
 
 using namespace std::chrono_literals;
 
+namespace {
+
+/// Printable ASCII without `"` or `\`: the JSON string is the text between quotes.
+bool plain_json_text(std::string_view s) noexcept
+{
+    return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+}
+
+/// `s` as a JSON string literal; the common plain text without core::write_json_string's buffer.
+void append_json_string(std::string& out, std::string_view s)
+{
+    if (plain_json_text(s)) {
+        out.push_back('"');
+        out.append(s);
+        out.push_back('"');
+        return;
+    }
+    fmt::memory_buffer quoted;
+    core::write_json_string(quoted, s);
+    out.append(quoted.data(), quoted.size());
+}
+
+}  // namespace
+
 void append_audit_id(std::string& ids, std::string_view id)
 {
-    fmt::memory_buffer quoted;
-    core::write_json_string(quoted, id);
     if (!ids.empty())
         ids.push_back(',');
-    ids.append(quoted.data(), quoted.size());
+    append_json_string(ids, id);
 }
 
 std::string audit_event(std::int64_t unix_seconds, std::string_view ids, std::string_view ip_address)
 {
-    fmt::memory_buffer out;
-    fmt::format_to(std::back_inserter(out), "{{\"ts\":{},\"metrics\":[{}],\"ip_address\":", unix_seconds, ids);
-    core::write_json_string(out, ip_address);
+    std::array<char, 24> ts{};
+    const char* ts_end = std::to_chars(ts.data(), ts.data() + ts.size(), unix_seconds).ptr;
+    std::string out;
+    out.reserve(ids.size() + ip_address.size() + 64);
+    out.append("{\"ts\":").append(std::string_view{ts.data(), static_cast<std::size_t>(ts_end - ts.data())});
+    out.append(",\"metrics\":[").append(ids).append("],\"ip_address\":");
+    append_json_string(out, ip_address);
     out.push_back('}');
-    return fmt::to_string(out);
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -77,30 +104,43 @@ struct AuditHub::Lane {
         asio::post(*strand, [this] { timer->cancel(); });
     }
 
-    /// The next event, or null once the queue is closed and empty. On the strand.
-    asio::awaitable<Event> pop()
+    /// What the delivery coroutine does next.
+    enum class Next : unsigned char {
+        deliver,  ///< the events in `taken`
+        flush,    ///< the sink's flush is due
+        closed,   ///< the queue is closed and empty
+    };
+    static constexpr std::size_t max_taken = 64;
+
+    /// Moves up to max_taken queued events into `taken`, or says a flush is due once `flush_due`
+    /// passes while the queue is empty, or that it has ended. On the strand. A wake-up that
+    /// finds nothing (a cancel that raced a timeout) just loops.
+    asio::awaitable<Next> pop(std::chrono::steady_clock::time_point flush_due)
     {
+        taken.clear();
         for (;;) {
             {
                 std::lock_guard lock{mutex};
                 if (!items.empty()) {
-                    Event e = std::move(items.front());
-                    items.pop_front();
-                    co_return e;
+                    while (!items.empty() && taken.size() < max_taken) {
+                        taken.push_back(std::move(items.front()));
+                        items.pop_front();
+                    }
+                    co_return Next::deliver;
                 }
                 if (closed)
-                    co_return nullptr;
+                    co_return Next::closed;
                 waiting = true;
             }
-            timer->expires_at(std::chrono::steady_clock::time_point::max());
-            co_await timer->async_wait(core::use_nothrow_awaitable);
+            timer->expires_at(flush_due);
+            auto [ec] = co_await timer->async_wait(core::use_nothrow_awaitable);
+            if (!ec) {  // expired, not woken
+                std::lock_guard lock{mutex};
+                waiting = false;
+                if (items.empty())
+                    co_return Next::flush;
+            }
         }
-    }
-
-    bool drained()
-    {
-        std::lock_guard lock{mutex};
-        return items.empty();
     }
 
     std::unique_ptr<AuditSink> sink;
@@ -109,6 +149,8 @@ struct AuditHub::Lane {
     bool closed = false;
     bool waiting = false;
     bool aborted = false;  // on the strand
+    std::vector<Event> taken;             // on the strand: the events being delivered
+    std::vector<std::string_view> views;  // ... as the sink sees them
     std::optional<asio::strand<asio::any_io_executor>> strand;
     std::optional<asio::steady_timer> timer;
 };
@@ -141,9 +183,9 @@ void AuditHub::note_drop()
         core::log::warn("audit: queue full, {} events dropped so far", n);
 }
 
-void AuditHub::note_failure(const Lane& lane)
+void AuditHub::note_failure(const Lane& lane, std::size_t events)
 {
-    const auto n = failed_.fetch_add(1, std::memory_order_relaxed) + 1;
+    const auto n = failed_.fetch_add(events, std::memory_order_relaxed) + events;
     if (log_due(failure_logged_at_))
         core::log::warn("audit: {} could not take an event ({} failed deliveries so far)", lane.sink->name(), n);
 }
@@ -171,27 +213,33 @@ asio::awaitable<void> AuditHub::run_lane(Lane& lane)
 {
     // No co_await inside conditions: GCC 12 miscompiles some (see router.cpp).
     for (;;) {
-        Lane::Event event = co_await lane.pop();
-        if (!event)
+        const Lane::Next next = co_await lane.pop(lane.sink->flush_due());
+        if (next == Lane::Next::closed)
             break;
-        bool delivered = false;
-        if (!lane.aborted)
-            delivered = co_await lane.sink->deliver(*event);
-        if (delivered)
-            delivered_.fetch_add(1, std::memory_order_relaxed);
-        else
-            note_failure(lane);
-        if (lane.drained())
+        if (next == Lane::Next::flush) {
             co_await lane.sink->flush();
+            continue;
+        }
+        lane.views.clear();
+        for (const auto& e : lane.taken)
+            lane.views.emplace_back(*e);
+        std::size_t delivered = 0;
+        if (!lane.aborted)
+            delivered = co_await lane.sink->deliver(lane.views);
+        delivered_.fetch_add(delivered, std::memory_order_relaxed);
+        if (delivered < lane.views.size())
+            note_failure(lane, lane.views.size() - delivered);
     }
     co_await lane.sink->flush();
 }
 
 void AuditHub::reopen()
 {
-    for (auto& lane : sinks_)
+    for (auto& lane : sinks_) {
+        std::lock_guard lock{lane->mutex};
         if (lane->strand)
             asio::post(*lane->strand, [&sink = *lane->sink] { sink.reopen(); });
+    }
 }
 
 asio::awaitable<void> AuditHub::close(std::chrono::steady_clock::time_point deadline)
@@ -209,8 +257,10 @@ asio::awaitable<void> AuditHub::close(std::chrono::steady_clock::time_point dead
         }
     };
     co_await wait_until(deadline);
-    if (running_.load() == 0)
+    if (running_.load() == 0) {
+        release_io();
         co_return;
+    }
     core::log::warn("audit: shutdown grace over with events undelivered; giving them up");
     for (auto& lane : sinks_)
         asio::post(*lane->strand, [&l = *lane] {
@@ -219,8 +269,20 @@ asio::awaitable<void> AuditHub::close(std::chrono::steady_clock::time_point dead
         });
     // An aborted delivery ends at once (its socket is closed, its timer cancelled).
     co_await wait_until(std::chrono::steady_clock::now() + 5s);
-    if (running_.load() > 0)
+    if (running_.load() > 0) {
         core::log::error("audit: a sink did not stop");
+        co_return;
+    }
+    release_io();
+}
+
+void AuditHub::release_io()
+{
+    for (auto& lane : sinks_) {
+        std::lock_guard lock{lane->mutex};
+        lane->timer.reset();
+        lane->strand.reset();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,19 +317,43 @@ FileSink::~FileSink()
     ::close(fd_);
 }
 
-asio::awaitable<bool> FileSink::deliver(std::string_view event)
+asio::awaitable<std::size_t> FileSink::deliver(std::span<const std::string_view> events)
 {
-    // One write per line: with O_APPEND a line is never interleaved with another writer's.
-    const char newline = '\n';
-    std::array<iovec, 2> parts{{{const_cast<char*>(event.data()), event.size()}, {const_cast<char*>(&newline), 1}}};
-    std::size_t left = event.size() + 1;
+    // One gather write for the lot: with O_APPEND the lines land whole, in order, never
+    // interleaved with another writer's.
+    static const char newline = '\n';
+    std::array<iovec, 2 * 64> parts{};
+    std::size_t delivered = 0;
+    while (delivered < events.size()) {
+        const std::size_t count = std::min(events.size() - delivered, parts.size() / 2);
+        std::size_t left = 0;
+        for (std::size_t i = 0; i < count; ++i) {
+            const std::string_view e = events[delivered + i];
+            parts[2 * i] = {const_cast<char*>(e.data()), e.size()};
+            parts[2 * i + 1] = {const_cast<char*>(&newline), 1};
+            left += e.size() + 1;
+        }
+        if (!write_all({parts.data(), 2 * count}, left))
+            break;
+        delivered += count;
+    }
+    if (delivered > 0) {
+        dirty_ = true;
+        if (std::chrono::steady_clock::now() - synced_at_ >= 1s)
+            sync();
+    }
+    co_return delivered;
+}
+
+bool FileSink::write_all(std::span<iovec> parts, std::size_t left)
+{
     std::size_t first = 0;
     while (left > 0) {
         const ssize_t n = ::writev(fd_, parts.data() + first, static_cast<int>(parts.size() - first));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            co_return false;
+            return false;
         auto done = static_cast<std::size_t>(n);
         left -= done;
         while (first < parts.size() && done >= parts[first].iov_len) {
@@ -279,16 +365,18 @@ asio::awaitable<bool> FileSink::deliver(std::string_view event)
             parts[first].iov_len -= done;
         }
     }
-    dirty_ = true;
-    if (std::chrono::steady_clock::now() - synced_at_ >= 1s)
-        sync();
-    co_return true;
+    return true;
 }
 
 asio::awaitable<void> FileSink::flush()
 {
     sync();
     co_return;
+}
+
+std::chrono::steady_clock::time_point FileSink::flush_due() const noexcept
+{
+    return dirty_ ? synced_at_ + 1s : std::chrono::steady_clock::time_point::max();
 }
 
 void FileSink::sync()
@@ -367,7 +455,18 @@ UrlSink::UrlSink(HttpUrl url, std::chrono::milliseconds timeout)
 
 UrlSink::~UrlSink() = default;
 
-asio::awaitable<bool> UrlSink::deliver(std::string_view event)
+asio::awaitable<std::size_t> UrlSink::deliver(std::span<const std::string_view> events)
+{
+    std::size_t delivered = 0;
+    for (const std::string_view event : events) {
+        const bool ok = co_await post(event);
+        if (ok)
+            ++delivered;
+    }
+    co_return delivered;
+}
+
+asio::awaitable<bool> UrlSink::post(std::string_view event)
 {
     static constexpr std::array<std::chrono::milliseconds, 3> retry_delays{1s, 3s, 5s};
     if (!io_) {

@@ -9,10 +9,13 @@
 #include "core/result.hpp"
 #include "server/middleware.hpp"
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,10 +34,17 @@ public:
     virtual ~AuditSink() = default;
     /// For logs: "audit file /var/log/a.log".
     virtual std::string_view name() const noexcept = 0;
-    /// Delivers one event (retrying as the sink's policy says): true when it arrived.
-    virtual asio::awaitable<bool> deliver(std::string_view event) = 0;
-    /// The queue has run dry (a burst ended) or the hub is closing: make delivered events durable.
+    /// Delivers `events` in order (each retried as the sink's policy says); returns how many
+    /// arrived. The hub hands over what has queued up since the last call (at most 64), so a
+    /// sink can write them at once.
+    virtual asio::awaitable<std::size_t> deliver(std::span<const std::string_view> events) = 0;
+    /// Make delivered events durable: called once flush_due() has passed and when the hub closes.
     virtual asio::awaitable<void> flush() { co_return; }
+    /// When flush() is wanted even if no event comes (time_point::max(): not needed).
+    virtual std::chrono::steady_clock::time_point flush_due() const noexcept
+    {
+        return std::chrono::steady_clock::time_point::max();
+    }
     /// SIGHUP: reopen what rotation may have moved away.
     virtual void reopen() {}
     /// The shutdown grace is over: a delivery in flight ends now, unsuccessfully.
@@ -64,7 +74,8 @@ public:
     void reopen();
     /// Shutdown: accepts no more events and lets each sink deliver what is queued until
     /// `deadline`; then aborts the deliveries left (counted as failed). Returns once every
-    /// delivery coroutine has ended.
+    /// delivery coroutine has ended, having let go of the executor (the hub may then outlive
+    /// its io_context).
     asio::awaitable<void> close(std::chrono::steady_clock::time_point deadline);
 
     /// Counters for the self-metrics (issue 9): events queued dropped because a queue was full,
@@ -77,7 +88,9 @@ private:
     struct Lane;
     asio::awaitable<void> run_lane(Lane& lane);
     void note_drop();
-    void note_failure(const Lane& lane);
+    /// Drops the strands and timers once no delivery coroutine runs.
+    void release_io();
+    void note_failure(const Lane& lane, std::size_t events);
 
     std::size_t capacity_;
     std::vector<std::unique_ptr<Lane>> sinks_;
@@ -90,10 +103,12 @@ private:
 };
 
 /// Appends one JSON line per event to a file through one descriptor, opened with
-/// O_APPEND|O_NOFOLLOW|O_CLOEXEC; only a regular file is accepted. Calls fdatasync when its
-/// queue runs dry, at least once a second under continuous load, before reopening and at
-/// shutdown. reopen() (SIGHUP) opens the path again, so rotation by rename works; if that
-/// fails the old descriptor stays in use and the failure is logged.
+/// O_APPEND|O_NOFOLLOW|O_CLOEXEC; only a regular file is accepted. Calls fdatasync at most once
+/// a second while events flow and within a second after the last one (so a power failure loses
+/// at most about a second of events, and a busy trail costs one sync per second, not per
+/// event), before reopening and at shutdown. reopen() (SIGHUP) opens the path again, so
+/// rotation by rename works; if that fails the old descriptor stays in use and the failure is
+/// logged.
 class FileSink final : public AuditSink {
 public:
     /// Opens `path` now. Failure: an error line naming the file (a startup error).
@@ -101,12 +116,15 @@ public:
     ~FileSink() override;
 
     std::string_view name() const noexcept override { return name_; }
-    asio::awaitable<bool> deliver(std::string_view event) override;
+    asio::awaitable<std::size_t> deliver(std::span<const std::string_view> events) override;
     asio::awaitable<void> flush() override;
+    std::chrono::steady_clock::time_point flush_due() const noexcept override;
     void reopen() override;
 
 private:
     FileSink(std::string path, int fd);
+    /// writev until `left` bytes of `parts` are written (it adjusts `parts`); false on an error.
+    bool write_all(std::span<iovec> parts, std::size_t left);
     void sync();
 
     std::string path_;
@@ -135,11 +153,14 @@ public:
     ~UrlSink() override;
 
     std::string_view name() const noexcept override { return name_; }
-    asio::awaitable<bool> deliver(std::string_view event) override;
+    asio::awaitable<std::size_t> deliver(std::span<const std::string_view> events) override;
     void abort() override;
 
 private:
     struct Io;
+    /// One event, POSTed and retried: true when the receiver took it.
+    asio::awaitable<bool> post(std::string_view event);
+
     HttpUrl url_;
     std::string name_;
     std::chrono::milliseconds timeout_;

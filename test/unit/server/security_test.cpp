@@ -233,10 +233,11 @@ namespace {
 class ManualSink final : public server::AuditSink {
 public:
     std::string_view name() const noexcept override { return "manual"; }
-    asio::awaitable<bool> deliver(std::string_view event) override
+    asio::awaitable<std::size_t> deliver(std::span<const std::string_view> events) override
     {
-        seen.emplace_back(event);
-        co_return accept;
+        seen.insert(seen.end(), events.begin(), events.end());
+        ++batches;
+        co_return accept ? events.size() : 0;
     }
     asio::awaitable<void> flush() override
     {
@@ -246,6 +247,7 @@ public:
     std::vector<std::string> seen;
     bool accept = true;
     int flushes = 0;
+    int batches = 0;
 };
 
 }  // namespace
@@ -265,6 +267,7 @@ TEST_CASE("a full audit queue drops the newest event and counts it")
         co_await hub.close(std::chrono::steady_clock::now() + std::chrono::seconds{5});
     }());
     CHECK(sink.seen == std::vector<std::string>{"one", "two"});
+    CHECK(sink.batches == 1);  // what had queued up goes to the sink at once
     CHECK(hub.delivered() == 2);
     CHECK(hub.failed() == 0);
     CHECK(sink.flushes >= 1);
