@@ -18,6 +18,13 @@ Errc error_of(const std::error_code& ec) noexcept
     return ec == asio::error::timed_out ? Errc::timeout : Errc::io_error;
 }
 
+/// A failure before any answer byte that a fresh connection may not repeat: not our own
+/// deadline, and not close() called while the request was in flight (the caller gave up).
+bool retryable_before_answer(const std::error_code& ec) noexcept
+{
+    return ec != asio::error::timed_out && ec != asio::error::operation_aborted;
+}
+
 }  // namespace
 
 std::optional<std::string_view> ClientResponse::header(std::string_view name) const noexcept
@@ -95,6 +102,7 @@ asio::awaitable<core::Result<void>> Client::connect(Deadline deadline)
     }
     std::error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);  // requests are single writes
+    carried_ = false;
     co_return core::Result<void>{};
 }
 
@@ -124,8 +132,10 @@ asio::awaitable<core::Result<ClientResponse>> Client::request(std::string_view m
     const bool head = method == "HEAD";
     const Deadline deadline = std::chrono::steady_clock::now() + options_.request_timeout;
     for (;;) {
-        const bool reused = socket_.is_open();
-        if (!reused) {
+        // Only a connection that already carried a request may have been closed by the server
+        // while idle; one that local_address() just opened has not.
+        const bool reused = socket_.is_open() && carried_;
+        if (!socket_.is_open()) {
             core::Result<void> c = co_await connect(deadline);
             if (!c)
                 co_return c.error();
@@ -146,10 +156,11 @@ asio::awaitable<core::Result<ClientResponse>> Client::exchange(std::string_view 
         asio::async_write(socket_, out, core::use_nothrow_awaitable), within(options_.io_timeout, deadline));
     if (wec) {
         close();
-        stale = wec != asio::error::timed_out;
+        stale = retryable_before_answer(wec);
         co_return error_of(wec);
     }
     core::Result<ClientResponse> r = co_await receive(head, deadline, stale);
+    carried_ = true;
     trim_buffer();
     co_return r;
 }
@@ -183,7 +194,7 @@ asio::awaitable<core::Result<ClientResponse>> Client::receive(bool head, Deadlin
         }
         if (rec) {
             close();
-            stale = size == 0 && rec != asio::error::timed_out;
+            stale = size == 0 && retryable_before_answer(rec);
             co_return error_of(rec);
         }
         size += n;

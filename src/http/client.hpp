@@ -90,6 +90,7 @@ private:
     std::string port_;
     ClientOptions options_;
     asio::ip::tcp::socket socket_;
+    bool carried_ = false;  ///< the open connection has carried a request
     std::string head_;       // the request head being sent, reused
     std::vector<char> in_;   // the response being received, reused
     ResponseParser parser_;
