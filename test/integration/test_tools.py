@@ -1,6 +1,6 @@
 """The measuring tools as a user runs them: every benchmark binary once (a smoke run), the
 profile workflow (two runs of run_benchmarks.sh, then compare_profiles.sh with a plot) and a
-short load test. Each builds what it needs in METRICS_BUILD_DIR (benchmarks on) and writes its
+short run of each load test (tools/loadtest.sh, tools/security_loadtest.sh). Each builds what it needs in METRICS_BUILD_DIR (benchmarks on) and writes its
 profiles to a temporary PROFILES_DIR."""
 
 import json
@@ -132,6 +132,14 @@ class LoadTest(unittest.TestCase):
                 self.assertGreater(row["requests"], 0, row)
                 self.assertEqual(row["non_2xx"], 0, row)
             self.assertEqual([r["endpoint"] for r in report["ratios"]], ["update_url", "value_json"])
+
+    def test_a_short_protections_load_test_reports_every_variant(self):
+        run = run_tool([os.path.join(TOOLS, "security_loadtest.sh"), "-d", "1", "-c", "4", "-r", "1"],
+                       {"PORT": str(free_port()), "RECEIVER_PORT": str(free_port()), "WARMUP": "0"})
+        text = run.stdout.decode(errors="replace")
+        self.assertEqual(run.returncode, 0, text)
+        for variant in ("off", "audit_file", "audit_url", "gzip", "sealed"):
+            self.assertRegex(text, r"(?m)^%s +[1-9]\d* " % variant)
 
 
 if __name__ == "__main__":
