@@ -1,7 +1,8 @@
 """The measuring tools as a user runs them: every benchmark binary once (a smoke run), the
 profile workflow (two runs of run_benchmarks.sh, then compare_profiles.sh with a plot) and a
-short run of each load test (tools/loadtest.sh, tools/security_loadtest.sh). Each builds what it needs in METRICS_BUILD_DIR (benchmarks on) and writes its
-profiles to a temporary PROFILES_DIR."""
+short run of each load test (tools/loadtest.sh, tools/security_loadtest.sh). Each builds what
+it needs in METRICS_BUILD_DIR (benchmarks on) and writes its profiles to a temporary
+PROFILES_DIR."""
 
 import json
 import os
