@@ -377,11 +377,13 @@ Router::Call Router::route(Exchange& ex, JsonLease& json) const
 
 Router::Call Router::update_url(Exchange& ex, std::string_view rest) const
 {
-    // /update/{kind}/{name}/{value}: a missing part is an unknown route (404), as in the Go server.
+    // /update/{kind}/{name}/{value}: a missing or extra part is an unknown route (404), as in
+    // the Go server; a slash after the value is an extra (empty) part.
+    const bool extra_slash = rest.ends_with('/');
     const std::string_view kind_text = next_segment(rest);
     const std::string_view raw_name = next_segment(rest);
     const std::string_view value_text = next_segment(rest);
-    if (raw_name.empty() || value_text.empty() || !rest.empty()) {
+    if (raw_name.empty() || value_text.empty() || !rest.empty() || extra_slash) {
         ex.response.fail(404, raw_name.empty() ? "missing metric name" : "not found");
         return {};
     }
@@ -416,11 +418,12 @@ Router::Call Router::update_url(Exchange& ex, std::string_view rest) const
 
 Router::Call Router::value_url(Exchange& ex, std::string_view rest) const
 {
+    const bool extra_slash = rest.ends_with('/');  // an extra (empty) part, as in update_url
     const std::string_view kind_text = next_segment(rest);
     const std::string_view raw_name = next_segment(rest);
     auto kind = core::parse_kind(kind_text);
     auto name = decode_segment(raw_name, ex.scratch.path_segment);
-    if (!kind || !name || raw_name.empty() || !rest.empty()) {
+    if (!kind || !name || raw_name.empty() || !rest.empty() || extra_slash) {
         ex.response.fail(404, "metric not found");
         return {};
     }
