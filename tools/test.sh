@@ -215,14 +215,13 @@ if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
     fi
 
     # The unit binaries hold the concurrency tests (storage shards and batches, the agent's
-    # channel and senders, the snapshot writer); the integration core runs the daemons' threads
-    # (listener, snapshot timer, agent senders) under real traffic. The slow agent and
-    # PostgreSQL-restart modules already ran under ASan.
+    # channel and senders, the snapshot writer); the integration suite runs the daemons' threads
+    # (listener, snapshot timer, agent senders, PostgreSQL pool) under real traffic.
     phase "thread sanitizer"
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     if sanitizer_build build-tsan thread $(unit_targets) "$postgres_target" "${daemon_targets[@]}"; then
         run_units tsan_ build-tsan
-        run_integration tsan_integration build-tsan $tsan_integration_modules
+        run_integration tsan_integration build-tsan
     else
         record tsan_build 0 1
     fi

@@ -132,6 +132,21 @@ class Routing(unittest.TestCase):
                 self.assertIn(b"1.25", data, (path, accept))
 
 
+class Prometheus(unittest.TestCase):
+    def test_names_that_collide_after_sanitising_stay_distinct_series(self):
+        with Server() as s:
+            for path in ["/update/gauge/a.b/1", "/update/gauge/a-b/2", "/update/gauge/x_total/3",
+                         "/update/counter/x/4", "/update/gauge/9lives/5"]:
+                self.assertEqual(s.request("POST", path)[0], 200, path)
+            status, _, body = s.request("GET", "/metrics")
+            self.assertEqual(status, 200)
+            self.assertEqual(body.decode(),
+                             "# TYPE _9lives gauge\n_9lives{id=\"9lives\"} 5\n"
+                             "# TYPE a_b gauge\na_b{id=\"a-b\"} 2\na_b{id=\"a.b\"} 1\n"
+                             "# TYPE x_total gauge\nx_total 3\n"
+                             "# TYPE x_total_counter counter\nx_total_counter{id=\"x\"} 4\n")
+
+
 class Signing(unittest.TestCase):
     def test_a_hash_header_is_ignored(self):
         # `Hash` is not `HashSHA256`: a server with a key neither checks it nor refuses for it.
