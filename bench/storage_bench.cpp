@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
@@ -108,18 +109,59 @@ std::vector<std::string> make_names(std::size_t n)
 
 constexpr std::size_t name_count = 1024;
 
-/// Fills `store` with a gauge and a counter per name; thread 0 does it before the timed loop,
-/// whose start is a barrier for all threads. Idempotent: repetitions reuse the store.
 template <class Storage>
-void seed(benchmark::State& state, Storage& store, const std::vector<std::string>& names)
+constexpr std::string_view storage_name = "MemoryStorage";
+template <>
+constexpr std::string_view storage_name<SingleLockStorage> = "SingleLockStorage";
+
+/// What one benchmark's store holds: `names` names (that many per thread when `per_thread`),
+/// each with a gauge and a counter. `benchmark` names it in failed preconditions.
+struct StoreSpec {
+    std::string_view benchmark;
+    std::size_t names;
+    bool per_thread = false;
+};
+
+constexpr StoreSpec update_gauge{"BM_UpdateGauge", name_count};
+constexpr StoreSpec update_gauge_own{"BM_UpdateGaugeOwnNames", name_count, true};
+constexpr StoreSpec update_counter{"BM_UpdateCounter", name_count};
+constexpr StoreSpec update_counter_own{"BM_UpdateCounterOwnNames", name_count, true};
+constexpr StoreSpec get_gauge{"BM_GetGauge", name_count};
+constexpr StoreSpec get_counter{"BM_GetCounter", name_count};
+constexpr StoreSpec get_all{"BM_GetAll", 100};
+constexpr StoreSpec mixed{"BM_MixedOperations", name_count};
+
+/// The store of the benchmark run in progress. Its Setup makes and fills it before the run's
+/// threads start, and its Teardown drops it, so a run depends on no other benchmark, on no order
+/// of repetitions (random interleaving) and on no thread count. Google Benchmark runs one
+/// benchmark at a time, so one slot per storage type is enough.
+template <class Storage>
+struct Current {
+    static inline std::unique_ptr<Storage> store;
+    static inline std::vector<std::string> names;
+    static inline std::string benchmark;  // "BM_UpdateGauge<MemoryStorage>/threads:2"
+};
+
+template <class Storage, const StoreSpec& spec>
+void make_store(const benchmark::State& state)
 {
-    if (state.thread_index() != 0)
-        return;
-    for (const auto& name : names) {
-        bench::require(bool(store.apply(Metric::gauge(name, 1.5))), "storage", "seed a gauge");
-        if (!store.get(Kind::counter, name))
-            bench::require(bool(store.apply(Metric::counter(name, 1))), "storage", "seed a counter");
+    using C = Current<Storage>;
+    const auto threads = static_cast<std::size_t>(state.threads());
+    C::benchmark = std::string{spec.benchmark} + "<" + std::string{storage_name<Storage>} +
+                   ">/threads:" + std::to_string(threads);
+    C::names = make_names(spec.per_thread ? spec.names * threads : spec.names);
+    C::store = std::make_unique<Storage>();
+    for (const auto& name : C::names) {
+        bench::require(bool(C::store->apply(Metric::gauge(name, 1.5))), C::benchmark, "seed a gauge");
+        bench::require(bool(C::store->apply(Metric::counter(name, 1))), C::benchmark, "seed a counter");
     }
+}
+
+template <class Storage>
+void drop_store(const benchmark::State&)
+{
+    Current<Storage>::store.reset();
+    Current<Storage>::names.clear();
 }
 
 /// Each thread walks the names from its own offset, so threads touch different keys.
@@ -135,17 +177,26 @@ Metric nth_update(std::string_view name, std::size_t i)
     return kind == Kind::gauge ? Metric::gauge(name, static_cast<double>(i)) : Metric::counter(name, 1);
 }
 
-/// Times updates of `kind` walking `names` from `start`, after checking that one succeeds and
-/// returns what it stored (a gauge its value, a counter its total, one more than before).
+/// Checks that an update of `kind` returns what it stored, in a form that holds whatever the
+/// benchmark's other threads do: a gauge update returns its value (this thread alone writes
+/// `name` before the timed loop's opening barrier) and a counter's total only grows (every
+/// update adds 1).
 template <Kind kind, class Storage>
-void time_updates(benchmark::State& state, Storage& store, std::span<const std::string> names, std::size_t start)
+void require_update_stores(Storage& store, std::string_view name)
 {
-    const std::string& name = names[start % names.size()];
-    const auto before_total = store.get(Kind::counter, name);
+    const auto before = store.get(Kind::counter, name);
     const auto first = store.apply(nth_update<kind>(name, 2));
     const bool stored = kind == Kind::gauge ? first && first->value == 2
-                                            : first && before_total && first->delta == before_total->delta + 1;
-    bench::require(stored, "time_updates", "an update returns what it stored");
+                                            : first && before && first->delta > before->delta;
+    bench::require(stored, Current<Storage>::benchmark, "an update returns what it stored");
+}
+
+/// Times updates of `kind` walking `names` from `start`.
+template <Kind kind, class Storage>
+void time_updates(benchmark::State& state, std::span<const std::string> names, std::size_t start)
+{
+    Storage& store = *Current<Storage>::store;
+    require_update_stores<kind>(store, names[start % names.size()]);
     std::size_t i = start;
     const auto before = bench::thread_allocations();
     for (auto _ : state) {
@@ -157,15 +208,11 @@ void time_updates(benchmark::State& state, Storage& store, std::span<const std::
     state.SetItemsProcessed(state.iterations());
 }
 
-/// Updates of `kind` on names that all threads share, each thread from its own offset. Each
-/// instantiation has its own store, shared by the benchmark's threads.
+/// Updates of `kind` on names that all threads share, each thread from its own offset.
 template <Kind kind, class Storage>
 void update_shared_names(benchmark::State& state)
 {
-    static const auto names = make_names(name_count);
-    static Storage store;
-    seed(state, store, names);
-    time_updates<kind>(state, store, names, start_offset(state));
+    time_updates<kind, Storage>(state, Current<Storage>::names, start_offset(state));
 }
 
 /// Updates of `kind` on names of the thread's own (agents on different hosts with host-prefixed
@@ -173,11 +220,9 @@ void update_shared_names(benchmark::State& state)
 template <Kind kind, class Storage>
 void update_own_names(benchmark::State& state)
 {
-    static const auto all = make_names(name_count * 4);  // room for 4 threads
-    static Storage store;
-    seed(state, store, all);
+    const std::span<const std::string> all{Current<Storage>::names};
     const auto own = static_cast<std::size_t>(state.thread_index()) * name_count;
-    time_updates<kind>(state, store, std::span<const std::string>{all}.subspan(own, name_count), 0);
+    time_updates<kind, Storage>(state, all.subspan(own, name_count), 0);
 }
 
 template <class Storage>
@@ -204,17 +249,17 @@ void BM_UpdateCounterOwnNames(benchmark::State& state)
     update_own_names<Kind::counter, Storage>(state);
 }
 
-template <class Storage>
-void BM_GetGauge(benchmark::State& state)
+/// Reads of `kind`, each thread from its own offset; nothing writes during the run.
+template <Kind kind, class Storage>
+void time_gets(benchmark::State& state)
 {
-    static const auto names = make_names(name_count);
-    static Storage store;  // shared by the benchmark's threads
-    seed(state, store, names);
-    bench::require(bool(store.get(Kind::gauge, names[name_count - 1])), "BM_GetGauge", "the gauge exists");
+    Storage& store = *Current<Storage>::store;
+    const auto& names = Current<Storage>::names;
+    bench::require(bool(store.get(kind, names.back())), Current<Storage>::benchmark, "the metric exists");
     std::size_t i = start_offset(state);
     const auto before = bench::thread_allocations();
     for (auto _ : state) {
-        auto r = store.get(Kind::gauge, names[i++ % name_count]);
+        auto r = store.get(kind, names[i++ % names.size()]);
         benchmark::DoNotOptimize(r);
     }
     bench::report_thread_allocations(state, before);
@@ -222,30 +267,25 @@ void BM_GetGauge(benchmark::State& state)
 }
 
 template <class Storage>
+void BM_GetGauge(benchmark::State& state)
+{
+    time_gets<Kind::gauge, Storage>(state);
+}
+
+template <class Storage>
 void BM_GetCounter(benchmark::State& state)
 {
-    static const auto names = make_names(name_count);
-    static Storage store;  // shared by the benchmark's threads
-    seed(state, store, names);
-    bench::require(bool(store.get(Kind::counter, names[name_count - 1])), "BM_GetCounter", "the counter exists");
-    std::size_t i = start_offset(state);
-    const auto before = bench::thread_allocations();
-    for (auto _ : state) {
-        auto r = store.get(Kind::counter, names[i++ % name_count]);
-        benchmark::DoNotOptimize(r);
-    }
-    bench::report_thread_allocations(state, before);
-    state.SetItemsProcessed(state.iterations());
+    time_gets<Kind::counter, Storage>(state);
 }
 
 /// A listing of 100 metrics of each kind (an agent's worth and more): the `/` page and snapshots.
 template <class Storage>
 void BM_GetAll(benchmark::State& state)
 {
-    static const auto names = make_names(100);
-    static Storage store;
-    seed(state, store, names);
-    bench::require(store.list().size() == 2 * names.size(), "BM_GetAll", "the listing has every metric");
+    Storage& store = *Current<Storage>::store;
+    const auto& names = Current<Storage>::names;
+    bench::require(store.list().size() == 2 * names.size(), Current<Storage>::benchmark,
+                   "the listing has every metric");
     const auto before = bench::thread_allocations();
     for (auto _ : state) {
         auto all = store.list();
@@ -259,15 +299,16 @@ void BM_GetAll(benchmark::State& state)
 template <class Storage>
 void BM_MixedOperations(benchmark::State& state)
 {
-    static const auto names = make_names(name_count);
-    static Storage store;  // shared by the benchmark's threads
-    seed(state, store, names);
-    bench::require(store.apply(Metric::gauge(names[1], 3.5)) && store.get(Kind::gauge, names[1])->value == 3.5,
-                   "BM_MixedOperations", "an update is visible to a get");
+    Storage& store = *Current<Storage>::store;
+    const auto& names = Current<Storage>::names;
     std::size_t i = start_offset(state);
+    // This thread alone writes its first name before the timed loop's opening barrier.
+    const auto& own = names[(i / 4) % names.size()];
+    bench::require(store.apply(Metric::gauge(own, 3.5)) && store.get(Kind::gauge, own)->value == 3.5,
+                   Current<Storage>::benchmark, "an update is visible to a get");
     const auto before = bench::thread_allocations();
     for (auto _ : state) {
-        const auto& name = names[(i / 4) % name_count];
+        const auto& name = names[(i / 4) % names.size()];
         switch (i++ % 4) {
         case 0: benchmark::DoNotOptimize(store.apply(Metric::gauge(name, 1.25))); break;
         case 1: benchmark::DoNotOptimize(store.apply(Metric::counter(name, 1))); break;
@@ -292,18 +333,25 @@ void BM_SharedLineAdd(benchmark::State& state)
 BENCHMARK(BM_SharedLineAdd)->ThreadRange(1, 2)->UseRealTime();
 
 // Real time: with threads, CPU time of the main thread alone says nothing.
-#define METRICS_STORAGE_BENCH(fn)                                                         \
-    BENCHMARK_TEMPLATE(fn, SingleLockStorage)->ThreadRange(1, 4)->UseRealTime();          \
-    BENCHMARK_TEMPLATE(fn, Memory)->ThreadRange(1, 4)->UseRealTime()
+// Each run gets a fresh store from its Setup (see Current).
+#define METRICS_STORAGE_BENCH_ONE(fn, Storage, spec)                                                  \
+    BENCHMARK_TEMPLATE(fn, Storage)                                                                   \
+        ->Setup(make_store<Storage, spec>)                                                            \
+        ->Teardown(drop_store<Storage>)                                                               \
+        ->ThreadRange(1, 4)                                                                           \
+        ->UseRealTime()
+#define METRICS_STORAGE_BENCH(fn, spec)                                                               \
+    METRICS_STORAGE_BENCH_ONE(fn, SingleLockStorage, spec);                                           \
+    METRICS_STORAGE_BENCH_ONE(fn, Memory, spec)
 
-METRICS_STORAGE_BENCH(BM_UpdateGauge);
-METRICS_STORAGE_BENCH(BM_UpdateGaugeOwnNames);
-METRICS_STORAGE_BENCH(BM_UpdateCounter);
-METRICS_STORAGE_BENCH(BM_UpdateCounterOwnNames);
-METRICS_STORAGE_BENCH(BM_GetGauge);
-METRICS_STORAGE_BENCH(BM_GetCounter);
-METRICS_STORAGE_BENCH(BM_GetAll);
-METRICS_STORAGE_BENCH(BM_MixedOperations);
+METRICS_STORAGE_BENCH(BM_UpdateGauge, update_gauge);
+METRICS_STORAGE_BENCH(BM_UpdateGaugeOwnNames, update_gauge_own);
+METRICS_STORAGE_BENCH(BM_UpdateCounter, update_counter);
+METRICS_STORAGE_BENCH(BM_UpdateCounterOwnNames, update_counter_own);
+METRICS_STORAGE_BENCH(BM_GetGauge, get_gauge);
+METRICS_STORAGE_BENCH(BM_GetCounter, get_counter);
+METRICS_STORAGE_BENCH(BM_GetAll, get_all);
+METRICS_STORAGE_BENCH(BM_MixedOperations, mixed);
 
 }  // namespace
 

@@ -3,7 +3,8 @@
 #
 #   tools/compare_profiles.sh [--plot FILE.svg|FILE.png] [--no-heap] BASE RESULT
 #
-# BASE and RESULT are profile names (profiles/BASE.json ...) or paths to Google Benchmark JSON.
+# BASE and RESULT are profile names (profiles/BASE.json ..., or under PROFILES_DIR) or paths to
+# Google Benchmark JSON.
 # Prints
 #   1. time per benchmark with Google Benchmark's compare.py (Debian's libbenchmark-tools),
 #      including its Mann-Whitney U test over the repetitions (p < 0.05: the change is real);
@@ -14,6 +15,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+profiles=${PROFILES_DIR:-$root/profiles}
 python=/usr/bin/python3  # Debian's: scipy and numpy for compare.py's U test
 plot=
 heap=1
@@ -23,14 +25,14 @@ while [[ $# -gt 0 ]]; do
     --plot) plot=${2:?--plot needs a file}; shift 2 ;;
     --plot=*) plot=${1#--plot=}; shift ;;
     --no-heap) heap=0; shift ;;
-    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
     *) positional+=("$1"); shift ;;
     esac
 done
-[[ ${#positional[@]} -eq 2 ]] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[[ ${#positional[@]} -eq 2 ]] || { sed -n '2,15p' "$0" >&2; exit 2; }
 
 profile_json() {
-    if [[ -f $1 ]]; then echo "$1"; else echo "$root/profiles/$1.json"; fi
+    if [[ -f $1 ]]; then echo "$1"; else echo "$profiles/$1.json"; fi
 }
 base=$(profile_json "${positional[0]}")
 result=$(profile_json "${positional[1]}")
@@ -123,7 +125,7 @@ if plot:
 EOF
 
 if [[ $heap == 1 ]]; then
-    heap_file() { ls "$root/profiles/$1.heaptrack".* 2>/dev/null | grep -E '\.(zst|gz)$' | head -1 || true; }
+    heap_file() { ls "$profiles/$1.heaptrack".* 2>/dev/null | grep -E '\.(zst|gz)$' | head -1 || true; }
     base_heap=$(heap_file "${positional[0]}")
     result_heap=$(heap_file "${positional[1]}")
     echo

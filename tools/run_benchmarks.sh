@@ -14,7 +14,9 @@
 # Environment: BUILD_DIR (default build-release, configured --buildtype=release
 # -Dbenchmarks=enabled when absent, benchmarks turned on when off), REPETITIONS (default 5),
 # BENCH_FILTER (regex passed to --benchmark_filter), MIN_TIME (--benchmark_min_time, seconds), SKIP_HEAP=1 (no heaptrack run),
-# HEAP_PORT (default 28090).
+# HEAP_PORT (default 28090), PROFILES_DIR (default profiles/).
+# A component that fails (abort, failed precondition) is reported; the others still run and are
+# saved, and the run ends with a summary naming the failed ones and a non-zero exit status.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,8 +26,9 @@ name=${1:-base}
 build_dir=${BUILD_DIR:-$root/build-release}
 repetitions=${REPETITIONS:-5}
 heap_port=${HEAP_PORT:-28090}
-profiles=$root/profiles
+profiles=${PROFILES_DIR:-$root/profiles}
 mkdir -p "$profiles"
+profiles=$(cd "$profiles" && pwd)
 
 "$root/tools/bench_build.sh" "$build_dir"  # configure only: what to build comes from meson
 buildtype=$(meson introspect --buildoptions "$build_dir" |
@@ -56,6 +59,7 @@ args=(--benchmark_repetitions="$repetitions" --benchmark_enable_random_interleav
 [[ -z ${MIN_TIME:-} ]] || args+=(--benchmark_min_time="$MIN_TIME")
 
 outputs=()
+failed=()
 i=0
 for b in "${benches[@]}"; do
     i=$((i + 1))
@@ -63,12 +67,17 @@ for b in "${benches[@]}"; do
     exe=${b#* }
     component=${bench%_bench}
     out=$profiles/$name-$component.json
+    rm -f "$out"
     printf 'run_benchmarks: [%d/%d] %-12s ' "$i" "${#benches[@]}" "$component" >&2
     start=$SECONDS
+    # A failing component is reported and the others still run: one broken benchmark must not
+    # cost the whole profile.
     if ! "$exe" "${args[@]}" --benchmark_out="$out" >"$profiles/$name-$component.txt" 2>&1; then
-        echo "FAILED (see profiles/$name-$component.txt)" >&2
-        tail -5 "$profiles/$name-$component.txt" >&2
-        exit 1
+        echo "FAILED after $((SECONDS - start)) s (see ${profiles#"$root"/}/$name-$component.txt):" >&2
+        tail -3 "$profiles/$name-$component.txt" | sed 's/^/run_benchmarks:     /' >&2
+        failed+=("$component")
+        rm -f "$out"
+        continue
     fi
     if [[ ! -s $out ]]; then
         echo "no benchmark matches the filter" >&2
@@ -76,12 +85,27 @@ for b in "${benches[@]}"; do
         continue
     fi
     count=$("$python" -c 'import json,sys; print(sum(1 for b in json.load(open(sys.argv[1]))["benchmarks"] if b.get("run_type") == "iteration"))' "$out")
-    echo "$count runs in $((SECONDS - start)) s -> profiles/$name-$component.json" >&2
+    echo "$count runs in $((SECONDS - start)) s -> ${profiles#"$root"/}/$name-$component.json" >&2
     outputs+=("$out")
 done
 
+# The summary, and the exit status it implies, whatever else follows.
+summary() {
+    if ((${#failed[@]})); then
+        echo "run_benchmarks: FAILED: ${failed[*]} (${#outputs[@]} components saved)" >&2
+        return 1
+    fi
+    echo "run_benchmarks: every component passed (${#outputs[@]} saved)" >&2
+}
+
+if ((${#outputs[@]} == 0)); then
+    echo "run_benchmarks: no component saved a profile" >&2
+    summary
+    exit 1
+fi
+
 # One file for compare.py: the first context, every component's runs.
-"$python" - "$profiles/$name.json" "${outputs[@]}" <<'EOF'
+"$python" - "$profiles/$name.json" "${outputs[@]}" <<'EOF2'
 import json, sys
 merged = None
 for path in sys.argv[2:]:
@@ -91,11 +115,12 @@ for path in sys.argv[2:]:
     else:
         merged["benchmarks"].extend(doc["benchmarks"])
 json.dump(merged, open(sys.argv[1], "w"), indent=1)
-EOF
-echo "run_benchmarks: merged -> profiles/$name.json" >&2
+EOF2
+echo "run_benchmarks: merged -> ${profiles#"$root"/}/$name.json" >&2
 
 if [[ ${SKIP_HEAP:-0} == 1 ]]; then
-    exit 0
+    summary
+    exit
 fi
 if ! command -v heaptrack >/dev/null; then
     echo "run_benchmarks: installing heaptrack" >&2
@@ -118,14 +143,18 @@ for _ in $(seq 200); do
     sleep 0.05
 done
 if [[ -z $server ]]; then
-    echo "FAILED: the server did not start (see profiles/$name.heaptrack.log)" >&2
+    echo "FAILED: the server did not start (see ${profiles#"$root"/}/$name.heaptrack.log)" >&2
     kill "$tracker" 2>/dev/null || true
+    failed+=(heap)
+    summary
     exit 1
 fi
 if ! "$python" "$root/bench/heap_workload.py" "$heap_port" 2>>"$profiles/$name.heaptrack.log"; then
     kill -TERM "$server"
     wait "$tracker" || true
-    echo "FAILED: see profiles/$name.heaptrack.log" >&2
+    echo "FAILED: see ${profiles#"$root"/}/$name.heaptrack.log" >&2
+    failed+=(heap)
+    summary
     exit 1
 fi
 kill -TERM "$server"
@@ -135,3 +164,4 @@ heaptrack_print -f "$heap_file" --print-peaks=0 --print-temporary=0 -n 5 >"$prof
 echo "-> ${heap_file#"$root"/}" >&2
 grep -E '^(calls to allocation functions|temporary memory allocations|peak heap memory consumption|peak RSS)' \
     "$profiles/$name.heaptrack.txt" | sed 's/^/run_benchmarks:   /' >&2
+summary

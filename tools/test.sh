@@ -2,13 +2,13 @@
 # Installs what is missing, builds, runs every suite (unit, fuzz replay, PostgreSQL, integration,
 # then the unit, PostgreSQL and fuzz suites and the integration suite against the real daemons
 # again under AddressSanitizer + UBSan, and the unit and PostgreSQL suites and the integration
-# core under ThreadSanitizer) and ends with one line `N passed, M failed, K skipped` counting
+# suite under ThreadSanitizer) and ends with one line `N passed, M failed, K skipped` counting
 # every test case. Every binary and runner has a time limit: a hang is a failure that says so.
 #   METRICS_SKIP_SANITIZERS=1  skip the sanitizer builds (quicker local runs)
 #   FUZZ_SEED=N                replay the fuzz mutations of an earlier run (each run picks one)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh || exit 1
+tools/setup.sh --bench || exit 1  # --bench: the tools' own tests run the benchmarks, heaptrack and wrk
 
 passed=0
 failed=0
@@ -153,7 +153,7 @@ sanitizer_build() {  # dir sanitizers targets...
     shift 2
     { [[ -f $dir/build.ninja ]] ||
       meson setup "$dir" --wrap-mode=nodownload -Dbuildtype=debug -Db_sanitize="$sanitize" \
-          -Db_lundef=false -Dbenchmarks=disabled >/dev/null; } &&
+          -Db_lundef=false -Dbenchmarks=disabled -Dwerror=true >/dev/null; } &&
     ninja -C "$dir" -j "$(nproc)" "$@" >/dev/null
 }
 
@@ -172,8 +172,10 @@ run_units() {  # prefix builddir
 export FUZZ_SEED=${FUZZ_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 echo "fuzz seed: $FUZZ_SEED (FUZZ_SEED=$FUZZ_SEED tools/test.sh replays this run's mutations)"
 
+# Warnings are errors here, never in a user's build (meson.build leaves werror off). The
+# benchmarks build too: test/integration/test_tools.py runs each binary once.
 phase "build (debugoptimized)"
-if ! tools/build.sh build -Dbenchmarks=disabled; then
+if ! tools/build.sh build -Dbenchmarks=enabled -Dwerror=true; then
     record build 0 1
     echo "$passed passed, $failed failed, $skipped skipped"
     exit 1
@@ -208,8 +210,9 @@ if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
             $(fuzz_targets); then
         run_units asan_ build-asan
         FUZZ_ITERATIONS=5000 run_meson_suite asan_fuzz_replay build-asan fuzz
-        # The whole suite: every request path, shutdown and restart of the real daemons.
-        run_integration asan_integration build-asan
+        # The whole suite but the measuring tools' (they need the benchmarks, which these builds
+        # leave out): every request path, shutdown and restart of the real daemons.
+        run_integration asan_integration build-asan --exclude=test_tools.py
     else
         record asan_build 0 1
     fi
@@ -221,7 +224,7 @@ if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     if sanitizer_build build-tsan thread $(unit_targets) "$postgres_target" "${daemon_targets[@]}"; then
         run_units tsan_ build-tsan
-        run_integration tsan_integration build-tsan
+        run_integration tsan_integration build-tsan --exclude=test_tools.py
     else
         record tsan_build 0 1
     fi

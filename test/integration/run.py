@@ -5,6 +5,7 @@ its expected status (0 unless the test said otherwise); one still running is sto
 SIGTERM first. A failed test prints the stderr of the children it started.
 """
 
+import fnmatch
 import os
 import sys
 import unittest
@@ -44,9 +45,13 @@ class CheckedResult(unittest.TextTestResult):
         self._print_children(test)
 
 
-# Module patterns (shell-style) choose what runs: every test_*.py by default.
-patterns = sys.argv[1:] or ["test_*.py"]
-suite = unittest.TestSuite(unittest.defaultTestLoader.discover(here, pattern=p) for p in patterns)
+# Module patterns (shell-style) choose what runs, every test_*.py by default; --exclude=PATTERN
+# leaves modules out.
+excluded = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--exclude=")]
+patterns = [a for a in sys.argv[1:] if not a.startswith("--exclude=")] or ["test_*.py"]
+modules = sorted(f for f in os.listdir(here) if any(fnmatch.fnmatch(f, p) for p in patterns)
+                 and not any(fnmatch.fnmatch(f, x) for x in excluded))
+suite = unittest.TestSuite(unittest.defaultTestLoader.discover(here, pattern=m) for m in modules)
 result = unittest.TextTestRunner(verbosity=2, resultclass=CheckedResult).run(suite)
 failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
 skipped = len(result.skipped)
