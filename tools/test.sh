@@ -224,7 +224,11 @@ if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
     export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
     if sanitizer_build build-tsan thread $(unit_targets) "$postgres_target" "${daemon_targets[@]}"; then
         run_units tsan_ build-tsan
-        run_integration tsan_integration build-tsan --exclude=test_tools.py
+        # The daemon's batches lock up to all 64 storage shards at once, more than TSan's deadlock
+        # detector can hold ("CHECK failed: sanitizer_deadlock_detector.h:67"): here it checks
+        # races only; the unit suites above keep lock-order checking with fewer shards.
+        TSAN_OPTIONS=$TSAN_OPTIONS:detect_deadlocks=0 \
+            run_integration tsan_integration build-tsan --exclude=test_tools.py
     else
         record tsan_build 0 1
     fi

@@ -316,8 +316,12 @@ void Router::answer_now(Exchange& ex) const
         return reply(ex, call, storage_.apply_now(call.metric).value());
     case Call::Op::get:
         return reply(ex, call, storage_.get_now(call.metric.kind, call.metric.id).value());
-    case Call::Op::apply_batch:
-        return reply_batch(ex, json->stored, storage_.apply_batch_now(json->batch, json->stored).value());
+    case Call::Op::apply_batch: {
+        // Stored first, viewed after: argument evaluation order is unspecified (clang goes left
+        // to right and would view the vector before apply_batch_now resizes it).
+        const core::Result<void> r = storage_.apply_batch_now(json->batch, json->stored).value();
+        return reply_batch(ex, json->stored, r);
+    }
     case Call::Op::list:
     case Call::Op::ping:
         break;
