@@ -112,6 +112,8 @@ inline void time_requests(benchmark::State& state, OfflineServer& server, std::s
             response.write_head(head, request.version_minor, request.keep_alive);
             benchmark::DoNotOptimize(head.data());
             benchmark::DoNotOptimize(response.payload().data());
+            response.trim(server::retained_bytes);  // as Listener::serve does once the answer is written
+            scratch.trim();
         }
         report_thread_allocations(state, before);
     };

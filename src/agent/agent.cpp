@@ -23,6 +23,8 @@ core::Result<AgentOptions> make_options(const Config& c)
     o.sender.key = c.key;
     o.sender.client.connect_timeout = c.request_timeout;
     o.sender.client.io_timeout = c.request_timeout;
+    o.sender.client.request_timeout = c.request_timeout;
+    o.sender.client.limits.max_body = max_answer_bytes;
     return o;
 }
 
@@ -32,7 +34,8 @@ Agent::Agent(asio::any_io_executor executor, AgentOptions options)
       queue_(executor, options_.queue_capacity, options_.senders),
       poll_timer_(executor),
       report_timer_(executor),
-      senders_done_(executor)
+      senders_done_(executor),
+      shutdown_deadline_(executor)
 {
     for (std::size_t i = 0; i < options_.senders; ++i)
         senders_.push_back(std::make_unique<Sender>(executor, options_.sender));
@@ -127,14 +130,16 @@ asio::awaitable<void> Agent::run()
     queue_.close();
     for (auto& sender : senders_)
         sender->stop();
-    asio::steady_timer deadline{executor_};
-    deadline.expires_after(options_.shutdown_timeout);
+    shutdown_deadline_.expires_after(abandoned_ ? std::chrono::milliseconds::zero() : options_.shutdown_timeout);
     if (senders_running_ > 0) {
         auto done = co_await (senders_done_.async_wait(core::use_nothrow_awaitable) ||
-                              deadline.async_wait(core::use_nothrow_awaitable));
+                              shutdown_deadline_.async_wait(core::use_nothrow_awaitable));
         if (done.index() == 1) {
-            core::log::warn("shutdown: {} report(s) not delivered within {} ms", queue_.size() + senders_running_,
-                            options_.shutdown_timeout.count());
+            if (abandoned_)
+                core::log::warn("shutdown: signalled again, abandoning {} report(s)", queue_.size() + senders_running_);
+            else
+                core::log::warn("shutdown: {} report(s) not delivered within {} ms", queue_.size() + senders_running_,
+                                options_.shutdown_timeout.count());
             for (auto& sender : senders_)
                 sender->abort();
             senders_done_.expires_at(Clock::time_point::max());
@@ -143,6 +148,15 @@ asio::awaitable<void> Agent::run()
         }
     }
     core::log::info("stopped after {} polls", polls_);
+}
+
+void Agent::abandon()
+{
+    stop();
+    if (abandoned_)
+        return;
+    abandoned_ = true;
+    shutdown_deadline_.cancel();  // ends run()'s wait for the senders, if it has begun
 }
 
 void Agent::stop()

@@ -24,6 +24,10 @@ struct AgentOptions {
     SenderOptions sender;
 };
 
+/// The largest answer to /updates/ the agent reads (the server echoes the batch: a few KiB);
+/// a larger one is an error, so a server streaming without end costs at most this much.
+constexpr std::size_t max_answer_bytes = 1 << 20;
+
 /// Builds the agent's options from its configuration; a bad address is Errc::bad_value.
 core::Result<AgentOptions> make_options(const Config& config);
 
@@ -40,6 +44,11 @@ public:
     asio::awaitable<void> run();
     /// Asks `run()` to finish (signal handler); safe to call more than once.
     void stop();
+    /// stop() was called.
+    bool stopping() const noexcept { return stopping_; }
+    /// Ends the shutdown now (a second signal): requests in flight are closed, pending reports
+    /// are not attempted; logs how many are abandoned. Implies stop().
+    void abandon();
 
 private:
     asio::awaitable<void> poll_loop();
@@ -62,8 +71,10 @@ private:
     asio::steady_timer poll_timer_;
     asio::steady_timer report_timer_;
     asio::steady_timer senders_done_;  // cancelled when the last sender finishes
+    asio::steady_timer shutdown_deadline_;  // cancelled by abandon()
     std::uint64_t polls_ = 0;
     bool stopping_ = false;
+    bool abandoned_ = false;
 };
 
 }  // namespace agent

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <functional>
 
 int main(int argc, char** argv)
 {
@@ -27,12 +28,21 @@ int main(int argc, char** argv)
     // Installed before anything else runs, even if the parent left these signals ignored.
     asio::signal_set signals{ioc, SIGINT, SIGTERM, SIGQUIT};
     agent::Agent agent{ioc.get_executor(), std::move(*options)};
-    signals.async_wait([&agent](std::error_code ec, int signo) {
+    // The first signal sends what is pending (within the shutdown timeout); another one, while
+    // that runs, gives up at once.
+    std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int signo) {
         if (ec)
             return;
-        core::log::info("signal {}: sending what is pending, then stopping", signo);
-        agent.stop();
-    });
+        if (agent.stopping()) {
+            core::log::info("signal {} during shutdown: stopping now", signo);
+            agent.abandon();
+        } else {
+            core::log::info("signal {}: sending what is pending, then stopping", signo);
+            agent.stop();
+        }
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
     int status = 0;
     asio::co_spawn(ioc, agent.run(), [&](std::exception_ptr e) {
         if (e) {

@@ -90,7 +90,9 @@ asio::awaitable<bool> Sender::deliver(const Batch& batch)
         auto response = co_await post(batch);
         const int status = response ? response->status : 0;
         const Outcome outcome = classify(response.error(), status);
-        const auto next = schedule.after(outcome, RetrySchedule::Clock::now());
+        const auto retry_after = response ? response->header("Retry-After") : std::nullopt;
+        const auto next = schedule.after(outcome, RetrySchedule::Clock::now(),
+                                         retry_after ? parse_retry_after(*retry_after) : std::nullopt);
         if (next.action == RetrySchedule::Action::done)
             co_return true;
         const std::string reason = response ? fmt::format("HTTP {} {}", status, excerpt(response->body))

@@ -32,34 +32,43 @@ void Gzip::compress(std::string_view in, std::string& out)
     out.resize(n);
 }
 
-core::Result<void> Gzip::decompress(std::string_view in, std::string& out, std::size_t max_out)
+core::Result<void> Gzip::decompress(std::string_view in, core::ByteBuffer& out, std::size_t max_out)
 {
     // The ISIZE trailer is attacker-controlled, so it never sizes the buffer: start from a
-    // guess, double on "insufficient space" and retry the member, up to max_out.
+    // guess, double on "insufficient space" and retry the member, up to max_out. Growth copies
+    // only the members already written; the rest of the buffer is left for libdeflate to fill.
     if (in.empty())
         return core::Errc::bad_encoding;
-    std::size_t capacity = std::min(max_out, std::max<std::size_t>({out.capacity(), in.size() * 4, 4096}));
-    out.resize(capacity);
-    std::size_t written = 0;
+    out.clear();
+    out.reserve(std::min(max_out, std::max<std::size_t>(in.size() * 4, 4096)));
+    std::size_t capacity = std::min(max_out, out.capacity());
     std::size_t consumed = 0;
     while (consumed < in.size()) {
         std::size_t member_in = 0;
         std::size_t member_out = 0;
         const libdeflate_result r = libdeflate_gzip_decompress_ex(decompressor_, in.data() + consumed,
-            in.size() - consumed, out.data() + written, capacity - written, &member_in, &member_out);
+            in.size() - consumed, out.data() + out.size(), capacity - out.size(), &member_in, &member_out);
         if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
             if (capacity >= max_out)
                 return core::Errc::body_too_large;
             capacity = capacity > max_out / 2 ? max_out : std::max<std::size_t>(capacity * 2, 4096);
-            out.resize(capacity);
+            out.reserve(capacity);
             continue;
         }
         if (r != LIBDEFLATE_SUCCESS)
             return core::Errc::bad_encoding;
         consumed += member_in;
-        written += member_out;
+        out.resize(out.size() + member_out);
     }
-    out.resize(written);
+    return {};
+}
+
+core::Result<void> Gzip::decompress(std::string_view in, std::string& out, std::size_t max_out)
+{
+    core::ByteBuffer plain;
+    if (auto r = decompress(in, plain, max_out); !r)
+        return r;
+    out.assign(plain.view());
     return {};
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/byte_buffer.hpp"
 #include "core/result.hpp"
 
 #include <string>
@@ -10,8 +11,8 @@ struct libdeflate_decompressor;
 
 namespace codec {
 
-/// gzip (RFC 1952) with libdeflate. One object per thread or connection; buffers are reused,
-/// so steady-state calls do not allocate once `out` has grown to size.
+/// gzip (RFC 1952) with libdeflate. One object per thread (its compressor state is large:
+/// never one per connection); steady-state calls do not allocate once `out` has grown to size.
 class Gzip {
 public:
     explicit Gzip(int level = 1);
@@ -25,7 +26,10 @@ public:
     /// invalid or truncated data, trailing garbage or no member at all (empty `in`):
     /// Errc::bad_encoding (truncated data that already fills `max_out` may report
     /// body_too_large instead). Concatenated gzip members are accepted. The ISIZE trailer is
-    /// never trusted for allocation. On error `out` is unspecified.
+    /// never trusted for allocation: `out` starts from a guess and doubles, and its bytes are
+    /// written only by the decompressor (never zero-filled first). On error `out` is unspecified.
+    core::Result<void> decompress(std::string_view in, core::ByteBuffer& out, std::size_t max_out);
+    /// The same into a std::string (one more copy of the output: for tests and tools).
     core::Result<void> decompress(std::string_view in, std::string& out, std::size_t max_out);
 
 private:

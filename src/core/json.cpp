@@ -622,6 +622,9 @@ struct JsonCodec::Impl {
         }
         if (!body.empty())
             std::memcpy(buffer.get(), body.data(), body.size());
+        // The bytes after the body are another request's: simdjson may look at them, and the
+        // outcome must depend on this body alone (the padding only needs to be there).
+        std::memset(buffer.get() + body.size(), 0, sj::SIMDJSON_PADDING);
         od::document doc;
         if (parser.iterate(sj::padded_string_view(buffer.get(), body.size(), capacity)).get(doc) != sj::SUCCESS)
             return Errc::malformed_json;
@@ -657,6 +660,8 @@ JsonCodec::JsonCodec(Parsers parsers) : impl_(std::make_unique<Impl>())
 JsonCodec::~JsonCodec() = default;
 
 Result<Metric> JsonCodec::parse_metric(std::string_view body) { return impl_->parse_one(body, false); }
+
+std::size_t JsonCodec::sized_for() const noexcept { return std::max(impl_->capacity, impl_->parser.capacity()); }
 
 Result<Metric> JsonCodec::parse_query(std::string_view body) { return impl_->parse_one(body, true); }
 

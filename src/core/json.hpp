@@ -56,6 +56,10 @@ public:
     /// The ids in `out` live as long as those of parse_metric (see above).
     Result<void> parse_batch(std::string_view body, std::vector<Metric>& out, std::size_t max_items);
 
+    /// The largest body the codec's buffers are sized for (they hold several times this):
+    /// what an owner that pools codecs checks before keeping one.
+    std::size_t sized_for() const noexcept;
+
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;

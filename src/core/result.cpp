@@ -26,6 +26,8 @@ std::string_view message(Errc e) noexcept
     case Errc::forbidden: return "forbidden";
     case Errc::timeout: return "timeout";
     case Errc::storage_unavailable: return "storage unavailable";
+    case Errc::storage_busy: return "storage busy, retry later";
+    case Errc::outcome_unknown: return "storage outcome unknown";
     case Errc::io_error: return "I/O error";
     case Errc::corrupt_snapshot: return "corrupt snapshot";
     }

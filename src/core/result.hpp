@@ -33,7 +33,9 @@ enum class Errc {
     forbidden,            ///< trusted subnet
     timeout,
     // storage and I/O
-    storage_unavailable,  ///< database down or I/O failure
+    storage_unavailable,  ///< database down or I/O failure; nothing changed
+    storage_busy,         ///< no database answer within the request deadline; nothing changed (503)
+    outcome_unknown,      ///< the connection broke after a write was sent: it may have taken effect
     io_error,
     corrupt_snapshot,
 };

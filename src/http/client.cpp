@@ -66,17 +66,29 @@ void Client::format_head(std::string_view method, std::string_view target,
     head_.append("\r\n");
 }
 
-asio::awaitable<core::Result<void>> Client::connect()
+std::chrono::steady_clock::duration Client::within(std::chrono::milliseconds step, Deadline deadline) noexcept
+{
+    const auto left = deadline - std::chrono::steady_clock::now();
+    return std::clamp<std::chrono::steady_clock::duration>(left, std::chrono::steady_clock::duration::zero(), step);
+}
+
+void Client::trim_buffer() noexcept
+{
+    if (in_.capacity() > options_.kept_buffer_bytes)
+        std::vector<char>{}.swap(in_);
+}
+
+asio::awaitable<core::Result<void>> Client::connect(Deadline deadline)
 {
     asio::ip::tcp::resolver resolver{ex_};
     auto [rec, endpoints] = co_await core::with_timeout(
         resolver.async_resolve(host_, port_, core::use_nothrow_awaitable),
-        options_.connect_timeout);
+        within(options_.connect_timeout, deadline));
     if (rec)
         co_return error_of(rec);
     auto [cec, endpoint] = co_await core::with_timeout(
         asio::async_connect(socket_, endpoints, core::use_nothrow_awaitable),
-        options_.connect_timeout);
+        within(options_.connect_timeout, deadline));
     if (cec) {
         close();
         co_return error_of(cec);
@@ -93,14 +105,16 @@ asio::awaitable<core::Result<ClientResponse>> Client::request(std::string_view m
 {
     format_head(method, target, headers, body);
     const bool head = method == "HEAD";
+    const Deadline deadline = std::chrono::steady_clock::now() + options_.request_timeout;
     for (;;) {
         const bool reused = socket_.is_open();
         if (!reused) {
-            if (core::Result<void> c = co_await connect(); !c)
+            core::Result<void> c = co_await connect(deadline);
+            if (!c)
                 co_return c.error();
         }
         bool stale = false;
-        core::Result<ClientResponse> r = co_await exchange(body, head, stale);
+        core::Result<ClientResponse> r = co_await exchange(body, head, deadline, stale);
         // The server may close an idle kept-alive connection just as we reuse it.
         if (r || !stale || !reused)
             co_return r;
@@ -108,17 +122,23 @@ asio::awaitable<core::Result<ClientResponse>> Client::request(std::string_view m
 }
 
 asio::awaitable<core::Result<ClientResponse>> Client::exchange(std::string_view body, bool head,
-                                                               bool& stale)
+                                                               Deadline deadline, bool& stale)
 {
     const std::array<asio::const_buffer, 2> out{asio::buffer(head_), asio::buffer(body)};
     auto [wec, written] = co_await core::with_timeout(
-        asio::async_write(socket_, out, core::use_nothrow_awaitable), options_.io_timeout);
+        asio::async_write(socket_, out, core::use_nothrow_awaitable), within(options_.io_timeout, deadline));
     if (wec) {
         close();
         stale = wec != asio::error::timed_out;
         co_return error_of(wec);
     }
+    core::Result<ClientResponse> r = co_await receive(head, deadline, stale);
+    trim_buffer();
+    co_return r;
+}
 
+asio::awaitable<core::Result<ClientResponse>> Client::receive(bool head, Deadline deadline, bool& stale)
+{
     parser_.reset();
     parser_.set_head_request(head);
     const std::size_t cap = options_.limits.max_message_bytes();
@@ -135,7 +155,7 @@ asio::awaitable<core::Result<ClientResponse>> Client::exchange(std::string_view 
         auto [rec, n] = co_await core::with_timeout(
             socket_.async_read_some(asio::buffer(in_.data() + size, in_.size() - size),
                                     core::use_nothrow_awaitable),
-            options_.io_timeout);
+            within(options_.io_timeout, deadline));
         if (rec == asio::error::eof && size > 0) {
             state = parser_.finish_eof();
             if (state != ResponseParser::State::done) {

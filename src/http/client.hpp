@@ -21,7 +21,12 @@ namespace http {
 struct ClientOptions {
     std::chrono::milliseconds connect_timeout{5000};  ///< each of name resolution and connect
     std::chrono::milliseconds io_timeout{10000};      ///< each write and each read
+    /// The whole request: connecting, sending and the complete answer. A server that trickles
+    /// its answer cannot hold the client longer.
+    std::chrono::milliseconds request_timeout{30000};
     Limits limits{};                                  ///< for responses
+    /// Receive buffer capacity kept between requests; a larger one (a big answer) is freed.
+    std::size_t kept_buffer_bytes = 64 * 1024;
 };
 
 struct ClientResponse {
@@ -47,7 +52,8 @@ public:
     /// expression). Connects when needed; a reused connection that turns out closed before
     /// any response byte arrived is retried once on a fresh connection.
     /// Errors: io_error (DNS failure, refused, reset, closed mid-response), timeout (a step
-    /// exceeded its deadline), bad_request (malformed response), header_too_large or
+    /// exceeded its timeout, or the whole request options.request_timeout), bad_request
+    /// (malformed response), header_too_large or
     /// body_too_large (response over `options.limits`). After any error the connection is
     /// closed; the next request opens a new one.
     /// Note: Asio 1.22 cannot cancel a running name resolution, so a slow DNS server is waited
@@ -61,11 +67,17 @@ public:
     void close() noexcept;
 
 private:
-    asio::awaitable<core::Result<void>> connect();
+    using Deadline = std::chrono::steady_clock::time_point;
+
+    asio::awaitable<core::Result<void>> connect(Deadline deadline);
     // One write and read on the current connection; `stale` says the failure happened before
     // any response byte, so a fresh connection may succeed.
     asio::awaitable<core::Result<ClientResponse>> exchange(std::string_view body, bool head,
-                                                           bool& stale);
+                                                           Deadline deadline, bool& stale);
+    asio::awaitable<core::Result<ClientResponse>> receive(bool head, Deadline deadline, bool& stale);
+    // What is left of `step` before `deadline` (zero once it has passed).
+    static std::chrono::steady_clock::duration within(std::chrono::milliseconds step, Deadline deadline) noexcept;
+    void trim_buffer() noexcept;
     void format_head(std::string_view method, std::string_view target,
                      std::span<const Header> headers, std::string_view body);
 

@@ -34,6 +34,12 @@ std::optional<int> load_config(int argc, const char* const* argv, Config& c)
                  "PostgreSQL DSN; when set it is the storage");
     o.add_int({"database-pool"}, "DATABASE_POOL", "database_pool", &c.database_pool,
               "PostgreSQL connections", 1, 256);
+    o.add_int({"database-queue"}, "DATABASE_QUEUE", "database_queue", &c.database_queue,
+              "requests waiting for a PostgreSQL connection (503 beyond)", 0, big);
+    o.add_seconds({"database-timeout"}, "DATABASE_TIMEOUT", "database_timeout", &c.database_timeout,
+                  "one PostgreSQL statement or connection attempt (also statement_timeout, lock_timeout)");
+    o.add_seconds({"request-timeout"}, "REQUEST_TIMEOUT", "request_timeout", &c.request_timeout,
+                  "storage work of one request: waiting for a connection and retries (503 beyond)");
     o.add_string({"k", "key"}, "KEY", "key", &c.key, "HMAC-SHA256 key for HashSHA256");
     o.add_bool({"require-hash"}, "REQUIRE_HASH", "require_hash", &c.require_hash,
                "with a key: reject requests that carry no HashSHA256");

@@ -17,6 +17,9 @@ struct Config {
     bool restore = true;
     std::string database_dsn;
     std::int64_t database_pool = 4;
+    std::int64_t database_queue = 256;  ///< requests waiting for a database connection
+    std::chrono::milliseconds database_timeout = std::chrono::seconds{5};  ///< one statement or connect
+    std::chrono::milliseconds request_timeout = std::chrono::seconds{10};  ///< storage part of a request
     std::string key;
     bool require_hash = false;
     std::string crypto_key;

@@ -1,30 +1,41 @@
 #pragma once
 
 #include "codec/gzip.hpp"
+#include "core/byte_buffer.hpp"
 #include "http/message.hpp"
 #include "server/response.hpp"
 
 #include <chrono>
-#include <optional>
+#include <cstddef>
 #include <string>
 
 namespace server {
+
+/// Memory a connection may keep between requests, per buffer: anything a large request grew
+/// beyond it is given back once the answer is written, so that idle keep-alive connections
+/// cost a small constant whatever they asked before.
+constexpr std::size_t retained_bytes = 64 * 1024;
 
 /// Per-connection scratch reused across requests so that the hot path does not allocate.
 /// Owned by the connection coroutine; touched only on its strand.
 /// (JSON parsers are lent per request instead: see JsonLease in router.cpp.)
 struct Scratch {
-    codec::Gzip& gzip()
+    /// This thread's gzip codec, for use within one synchronous call (its compressor state is
+    /// far larger than a connection should keep). Never hold the reference across a suspension.
+    static codec::Gzip& gzip();
+
+    /// Gives back buffers grown past `retained_bytes` (call after the answer is written).
+    void trim() noexcept
     {
-        if (!gzip_)
-            gzip_.emplace();
-        return *gzip_;
+        if (decoded_body.capacity() > retained_bytes || path_segment.capacity() > retained_bytes)
+            release();  // rare: inline test only
     }
-    std::string decoded_body;          ///< gunzipped request body
-    std::string path_segment;          ///< a percent-decoded URL segment
+
+    core::ByteBuffer decoded_body;  ///< gunzipped request body
+    std::string path_segment;       ///< a percent-decoded URL segment
 
 private:
-    std::optional<codec::Gzip> gzip_;
+    void release() noexcept;
 };
 
 /// One request/response pair travelling through the middleware chain and a handler.

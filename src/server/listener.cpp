@@ -1,12 +1,13 @@
 #include "server/listener.hpp"
 
+#include "core/byte_buffer.hpp"
 #include "core/log.hpp"
 #include "server/response.hpp"
 
 #include <algorithm>
 #include <array>
-#include <cstring>
-#include <vector>
+#include <span>
+#include <utility>
 
 namespace server {
 
@@ -16,8 +17,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t initial_buffer = 8 * 1024;
-/// A connection whose buffer grew past this for a large body gives the memory back afterwards.
-constexpr std::size_t retained_buffer = 64 * 1024;
 constexpr auto timeout_reply_window = 1s;
 /// How late a timeout may fire: the watchdog's timer is re-armed only when a deadline moves
 /// earlier by more than this, so the common keep-alive request does no timer work at all.
@@ -36,8 +35,11 @@ struct Connection {
         auto ep = socket.remote_endpoint(ec);
         peer = ec ? "-" : ep.address().to_string();
         socket.non_blocking(true, ec);  // for write_now; Asio's async operations are unaffected
-        buffer.resize(initial_buffer);
+        buffer.reserve(initial_buffer);
     }
+
+    /// Received bytes not yet consumed by a request: [start, buffer.size()).
+    std::span<char> pending() noexcept { return {buffer.data() + start, buffer.size() - start}; }
 
     tcp::socket socket;
     asio::steady_timer timer;
@@ -45,8 +47,8 @@ struct Connection {
     bool timed_out = false;  ///< the watchdog cancelled the socket's operations
     bool busy = false;       ///< a request is being answered: shutdown waits for it
     bool finished = false;
-    std::vector<char> buffer;
-    std::size_t filled = 0;
+    core::ByteBuffer buffer;  ///< received bytes; those before `start` are answered requests
+    std::size_t start = 0;
     http::RequestParser parser;
     Scratch scratch;
     Response response;
@@ -141,7 +143,7 @@ core::awaitable<void> Listener::refuse(tcp::socket socket)
 {
     static constexpr std::string_view reply =
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\n"
-        "Connection: close\r\n\r\ntoo many connections";
+        "Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections";
     auto [ec, n] = co_await core::with_timeout(
         asio::async_write(socket, asio::buffer(reply), core::use_nothrow_awaitable), 1s);
     (void)n;
@@ -237,6 +239,26 @@ core::awaitable<void> reply_and_close(Connection& c, int status, std::string_vie
         co_await linger_close(c.socket);
 }
 
+/// Marks `n` more received bytes as answered. The pipelined bytes that follow stay where they
+/// are: moving them after every request would cost the size of what is left each time
+/// (quadratic for many small requests behind a large body). They move only when the answered
+/// prefix is more than half the buffer, which makes the copying at most one byte per byte
+/// answered, or to give back a buffer that a large request grew.
+void consume(Connection& c, std::size_t n)
+{
+    c.start += n;
+    if (c.start == c.buffer.size()) {
+        c.buffer.clear();
+        c.start = 0;
+    } else if (c.start > c.buffer.capacity() / 2) {
+        c.buffer.erase_front(std::exchange(c.start, 0));
+    }
+    if (c.buffer.capacity() > retained_bytes && c.pending().size() <= initial_buffer) {
+        c.buffer.erase_front(std::exchange(c.start, 0));
+        c.buffer.shrink_to(initial_buffer);
+    }
+}
+
 }  // namespace
 
 core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
@@ -256,12 +278,12 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
     const std::size_t max_request = limits_.http.max_message_bytes();
     for (;;) {
         c.parser.reset();
-        auto state = c.filled > 0 ? c.parser.parse({c.buffer.data(), c.filled}) : http::RequestParser::State::need_more;
-        set_deadline(c, Clock::now() + (c.filled > 0 ? limits_.header_timeout : limits_.idle_timeout));
+        auto state = !c.pending().empty() ? c.parser.parse(c.pending()) : http::RequestParser::State::need_more;
+        set_deadline(c, Clock::now() + (!c.pending().empty() ? limits_.header_timeout : limits_.idle_timeout));
         bool in_body = false;
         bool continue_sent = false;
         while (state == http::RequestParser::State::need_more) {
-            if (stopping_ && c.filled == 0)
+            if (stopping_ && c.pending().empty())
                 co_return;
             if (c.parser.headers_complete() && !in_body) {
                 in_body = true;
@@ -275,24 +297,30 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
                         co_return;
                 }
             }
-            if (c.filled == c.buffer.size()) {
-                if (c.buffer.size() >= max_request) {
-                    co_await reply_and_close(c, 413, "request too large");
-                    co_return;
+            if (c.buffer.size() == c.buffer.capacity()) {
+                // Everything pending is this one incomplete request: moved to the front at most
+                // once, so each byte is copied a bounded number of times.
+                c.buffer.erase_front(std::exchange(c.start, 0));
+                if (c.buffer.size() == c.buffer.capacity()) {
+                    if (c.buffer.capacity() >= max_request) {
+                        co_await reply_and_close(c, 413, "request too large");
+                        co_return;
+                    }
+                    c.buffer.reserve(std::min(c.buffer.capacity() * 2, max_request));
                 }
-                c.buffer.resize(std::min(c.buffer.size() * 2, max_request));
             }
+            const std::size_t filled = c.buffer.size();
             auto [ec, n] = co_await c.socket.async_read_some(
-                asio::buffer(c.buffer.data() + c.filled, c.buffer.size() - c.filled), core::use_nothrow_awaitable);
+                asio::buffer(c.buffer.data() + filled, c.buffer.capacity() - filled), core::use_nothrow_awaitable);
             if (ec) {
                 // A client that stalls mid-request gets a 408; an idle one is just closed.
-                if (c.timed_out && c.filled > 0 && !stopping_)
+                if (c.timed_out && !c.pending().empty() && !stopping_)
                     co_await reply_and_close(c, 408, "request timeout");
                 co_return;
             }
-            const bool first_bytes = c.filled == 0;
-            c.filled += n;
-            state = c.parser.parse({c.buffer.data(), c.filled});
+            const bool first_bytes = c.pending().empty();
+            c.buffer.resize(filled + n);
+            state = c.parser.parse(c.pending());
             if (first_bytes && state == http::RequestParser::State::need_more && !c.parser.headers_complete())
                 set_deadline(c, Clock::now() + limits_.header_timeout);
         }
@@ -333,14 +361,9 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
             co_return;
         }
 
-        // Keep the pipelined bytes that follow this request.
-        const std::size_t consumed = c.parser.consumed();
-        std::memmove(c.buffer.data(), c.buffer.data() + consumed, c.filled - consumed);
-        c.filled -= consumed;
-        if (c.buffer.size() > retained_buffer && c.filled <= initial_buffer) {
-            c.buffer.resize(initial_buffer);
-            c.buffer.shrink_to_fit();
-        }
+        c.response.trim(retained_bytes);
+        c.scratch.trim();
+        consume(c, c.parser.consumed());
     }
 }
 

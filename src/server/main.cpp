@@ -17,6 +17,10 @@
 #include <thread>
 #include <vector>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -50,6 +54,11 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
     if (!c.database_dsn.empty()) {
         storage::PostgresOptions options;
         options.pool_size = static_cast<std::size_t>(c.database_pool);
+        options.max_waiting = static_cast<std::size_t>(c.database_queue);
+        options.connect_timeout = c.database_timeout;
+        options.query_timeout = c.database_timeout;
+        options.ping_timeout = std::min(options.ping_timeout, c.database_timeout);
+        options.request_timeout = c.request_timeout;
         // co_spawn needs a default-constructible result: the coroutine fills an optional instead.
         std::optional<core::Result<std::unique_ptr<storage::PostgresStorage>>> opened;
         auto open = [&]() -> asio::awaitable<void> {
@@ -71,9 +80,10 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
     }
     s.snapshot = std::make_unique<storage::SnapshotFile>(c.store_file);
     if (c.restore) {
-        auto loaded = s.snapshot->load();
+        std::string reason;
+        auto loaded = s.snapshot->load(&reason);
         if (!loaded)
-            return "cannot restore " + c.store_file + ": " + std::string{core::message(loaded.error())};
+            return "cannot restore " + c.store_file + ": " + reason;
         s.memory->restore(*loaded);
         core::log::info("restored {} metrics from {}", loaded->size(), c.store_file);
     }
@@ -107,6 +117,18 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& ioc, asio::signal_set
     ioc.stop();
 }
 
+/// A large request's buffers (a gunzipped body, a /metrics answer) are freed once it is
+/// answered. glibc raises its mmap threshold to the size of each mapped block freed, so later
+/// large buffers come from the heap, which keeps their pages after free: 40 connections that had
+/// each sent a gzip bomb left 70 MB resident. A fixed threshold maps every large buffer and unmaps
+/// it at free (bench/connection_costs.py bombs; figures in docs/PROFILING.md).
+void return_large_buffers_to_the_system()
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv)
@@ -122,6 +144,7 @@ int main(int argc, char** argv)
         return 2;
     }
     std::signal(SIGPIPE, SIG_IGN);
+    return_large_buffers_to_the_system();
 
     const unsigned threads =
         config.threads > 0 ? static_cast<unsigned>(config.threads) : std::max(1u, std::thread::hardware_concurrency());

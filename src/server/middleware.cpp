@@ -188,7 +188,7 @@ Middleware::Flow Gzip::before(Exchange& ex) const
             ex.response.fail(r.error());
             return Flow::answered;
         }
-        ex.body = ex.scratch.decoded_body;
+        ex.body = ex.scratch.decoded_body.view();
     } else if (!http::header_has_token(*encoding, "identity")) {
         ex.response.fail(415, "unsupported Content-Encoding");
         return Flow::answered;

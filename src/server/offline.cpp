@@ -11,6 +11,9 @@ OfflineConnection::OfflineConnection(const Pipeline& pipeline, http::Limits limi
 
 OfflineConnection::Answer OfflineConnection::handle(std::string_view raw)
 {
+    // The previous answer's views are dead now: give back what it grew, as a connection does.
+    response_.trim(retained_bytes);
+    scratch_.trim();
     buffer_.assign(raw);
     parser_.reset();
     const auto state = parser_.parse({buffer_.data(), buffer_.size()});

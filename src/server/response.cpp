@@ -20,7 +20,9 @@ int status_for(core::Errc e) noexcept
     case Errc::unsupported_media_type: return 415;
     case Errc::forbidden: return 403;
     case Errc::timeout: return 408;
+    case Errc::storage_busy: return 503;
     case Errc::storage_unavailable:
+    case Errc::outcome_unknown:
     case Errc::io_error:
     case Errc::corrupt_snapshot: return 500;
     case Errc::bad_name:
@@ -72,6 +74,14 @@ void Response::clear() noexcept
     header_count_ = 0;
 }
 
+void Response::release(std::size_t keep) noexcept
+{
+    if (body.capacity() > keep)
+        body = fmt::memory_buffer{};
+    if (encoded.capacity() > keep)
+        std::string{}.swap(encoded);
+}
+
 void Response::fail(int status_code, std::string_view reason)
 {
     status = status_code;
@@ -79,6 +89,13 @@ void Response::fail(int status_code, std::string_view reason)
     body.clear();
     body.append(reason);
     body.push_back('\n');
+}
+
+void Response::fail(core::Errc e)
+{
+    fail(status_for(e), core::message(e));
+    if (status == 503)
+        add_header("Retry-After", retry_after_seconds);
 }
 
 void Response::text(std::string_view s)

@@ -18,6 +18,10 @@ constexpr std::string_view html = "text/html; charset=utf-8";
 constexpr std::string_view prometheus = "text/plain; version=0.0.4; charset=utf-8";
 }  // namespace content_type
 
+/// The `Retry-After` of a 503 (storage busy or down): short, since the deadline that produced
+/// it already spent several seconds; clients cap their own backoff.
+constexpr std::string_view retry_after_seconds = "1";
+
 /// The HTTP status for an input-driven failure (one table for the whole server).
 int status_for(core::Errc e) noexcept;
 std::string_view reason_phrase(int status) noexcept;
@@ -39,10 +43,18 @@ public:
     std::array<char, 64> hash_hex{}; ///< storage for the HashSHA256 value
 
     void clear() noexcept;
+    /// Frees the body and gzip buffers when they grew past `keep` bytes (a large answer), so
+    /// that a kept-alive connection does not hold them. Call after the response is written.
+    void trim(std::size_t keep) noexcept
+    {
+        if (body.capacity() > keep || encoded.capacity() > keep)  // rare: inline test only
+            release(keep);
+    }
 
     /// Status plus a short reason as the plain-text body.
     void fail(int status_code, std::string_view reason);
-    void fail(core::Errc e) { fail(status_for(e), core::message(e)); }
+    /// Status and reason for `e`; a 503 also carries `Retry-After` (retry_after_seconds).
+    void fail(core::Errc e);
     void text(std::string_view s);
     /// A JSON body (metric or array) written by `write`.
     template <class Write>
@@ -65,6 +77,8 @@ public:
     void write_head(fmt::memory_buffer& out, int version_minor, bool keep_alive) const;
 
 private:
+    void release(std::size_t keep) noexcept;
+
     struct Header {
         std::string_view name, value;
     };

@@ -101,6 +101,15 @@ struct JsonScratch {
     core::JsonCodec codec;
     std::vector<core::Metric> batch;   ///< parsed /updates/ elements
     std::vector<core::Metric> stored;  ///< their stored results
+
+    /// Whether a pool may keep it: one grown by a large body is dropped instead, so that the
+    /// pools' memory has a fixed bound (pooled count times this size, per thread).
+    bool small() const noexcept
+    {
+        constexpr std::size_t max_body = 256 * 1024;
+        constexpr std::size_t max_items = max_body / 32;  // elements of that many bytes
+        return codec.sized_for() <= max_body && batch.capacity() <= max_items && stored.capacity() <= max_items;
+    }
 };
 
 /// Lends a JsonScratch for one request from a small per-thread pool, on first use (URL routes
@@ -113,10 +122,8 @@ public:
     JsonLease() = default;
     ~JsonLease()
     {
-        // Maybe on another thread than the one that lent it (a resumed coroutine): that
-        // thread's pool takes it.
-        if (auto& free = pool(); scratch_ && free.size() < max_pooled)
-            free.push_back(std::move(scratch_));
+        if (scratch_)  // URL routes lease none: no pool lookup for them
+            give_back();
     }
     JsonLease(const JsonLease&) = delete;
     JsonLease& operator=(const JsonLease&) = delete;
@@ -137,6 +144,14 @@ public:
 
 private:
     static constexpr std::size_t max_pooled = 16;
+
+    void give_back() noexcept
+    {
+        // Maybe on another thread than the one that lent it (a resumed coroutine): that
+        // thread's pool takes it.
+        if (auto& free = pool(); free.size() < max_pooled && scratch_->small())
+            free.push_back(std::move(scratch_));
+    }
 
     // Not inlined: a coroutine may resume on another thread, and an inlined thread_local
     // address could be reused from before the suspension.
@@ -513,9 +528,13 @@ void write_index_html(fmt::memory_buffer& out, std::span<const core::OwnedMetric
 
 namespace {
 
-/// [a-zA-Z_:][a-zA-Z0-9_:]*: other bytes become '_', a leading digit gets a '_' prefix.
-std::string prometheus_name(std::string_view id, core::Kind kind)
+/// The family of a metric: its id sanitised to [a-zA-Z_:][a-zA-Z0-9_:]* (other bytes become
+/// '_', a leading digit gets a '_' prefix), counters with the suffix `_total`. No gauge family
+/// ends in `_total` (one that would gets `_gauge` appended), so a gauge and a counter never
+/// share a family, whatever names clients choose: each family has one TYPE.
+std::string prometheus_family(std::string_view id, core::Kind kind)
 {
+    constexpr std::string_view total = "_total";
     std::string name;
     name.reserve(id.size() + 7);
     if (!id.empty() && id.front() >= '0' && id.front() <= '9')
@@ -526,8 +545,19 @@ std::string prometheus_name(std::string_view id, core::Kind kind)
         name.push_back(ok ? c : '_');
     }
     if (kind == core::Kind::counter)
-        name.append("_total");
+        name.append(total);
+    else if (name.ends_with(total))
+        name.append("_gauge");
     return name;
+}
+
+/// Whether the sample of `m` in `family` needs no `id` label: the family is named after the
+/// id itself (no other id of the family can be, so the series stay distinct).
+bool names_itself(std::string_view family, const core::OwnedMetric& m) noexcept
+{
+    if (m.kind == core::Kind::gauge)
+        return family == m.id;
+    return family.size() == m.id.size() + 6 && family.starts_with(m.id) && family.ends_with("_total");
 }
 
 void escape_label(fmt::memory_buffer& out, std::string_view s)
@@ -547,10 +577,7 @@ void escape_label(fmt::memory_buffer& out, std::string_view s)
 
 void write_prometheus(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metrics)
 {
-    // Families are sorted by their sanitised name so that each family is contiguous. A sample
-    // whose name changed in sanitising carries its true id as the label `id`, so distinct
-    // metrics never collapse into one series. A gauge `x_total` and a counter `x` would share a
-    // family: the counter then moves to the family `x_total_counter`.
+    // Sorted by family so that each family's samples follow its one TYPE line.
     struct Sample {
         std::string family;
         const core::OwnedMetric* metric;
@@ -558,33 +585,19 @@ void write_prometheus(fmt::memory_buffer& out, std::span<const core::OwnedMetric
     std::vector<Sample> samples;
     samples.reserve(metrics.size());
     for (const auto& m : metrics)
-        samples.push_back({prometheus_name(m.id, m.kind), &m});
-    std::stable_sort(samples.begin(), samples.end(), [](const Sample& a, const Sample& b) {
-        return a.family != b.family ? a.family < b.family : a.metric->kind < b.metric->kind;
-    });
+        samples.push_back({prometheus_family(m.id, m.kind), &m});
+    std::stable_sort(samples.begin(), samples.end(),
+                     [](const Sample& a, const Sample& b) { return a.family < b.family; });
     auto it = std::back_inserter(out);
-    std::string family;  // the current family's sanitised name, before any rename
-    core::Kind first_kind = core::Kind::gauge;
-    core::Kind typed_kind = core::Kind::gauge;
-    for (auto& s : samples) {
+    const std::string* family = nullptr;
+    for (const auto& s : samples) {
         const auto& m = *s.metric;
-        if (s.family != family) {
-            family = s.family;
-            first_kind = typed_kind = m.kind;
+        if (family == nullptr || s.family != *family) {
+            family = &s.family;
             fmt::format_to(it, "# TYPE {} {}\n", s.family, core::to_string(m.kind));
-        } else if (m.kind != first_kind) {
-            s.family.append("_counter");
-            if (typed_kind != m.kind) {
-                typed_kind = m.kind;
-                fmt::format_to(it, "# TYPE {} {}\n", s.family, core::to_string(m.kind));
-            }
         }
         out.append(s.family);
-        const std::string_view name = s.family;
-        const bool plain = m.kind == core::Kind::gauge
-                               ? name == m.id
-                               : name.size() == m.id.size() + 6 && name.starts_with(m.id) && name.ends_with("_total");
-        if (!plain) {
+        if (!names_itself(s.family, m)) {
             out.append(std::string_view{"{id=\""});
             escape_label(out, m.id);
             out.append(std::string_view{"\"}"});

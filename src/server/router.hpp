@@ -47,8 +47,10 @@ private:
     RouterLimits limits_;
 };
 
-/// Prometheus text exposition 0.0.4 of `metrics` (sorted by id): names sanitised to
-/// [a-zA-Z_:][a-zA-Z0-9_:]*, counters with the `_total` suffix. Exposed for tests.
+/// Prometheus text exposition 0.0.4 of `metrics` (sorted by id): one family per sanitised
+/// name ([a-zA-Z_:][a-zA-Z0-9_:]*), counters with the suffix `_total`, gauges never ending in
+/// it (`_gauge` is appended), so no family holds both kinds; a sample whose family is not
+/// named after its id carries the id as the label `id`. Exposed for tests.
 void write_prometheus(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metrics);
 /// The HTML5 page of `/`: one table row per metric, names escaped.
 void write_index_html(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metrics);

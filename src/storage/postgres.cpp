@@ -4,6 +4,9 @@
 
 #include <libpq-fe.h>
 
+#include <asio/experimental/deferred.hpp>
+#include <asio/experimental/parallel_group.hpp>
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -12,6 +15,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <optional>
+#include <thread>
 #include <tuple>
 #include <unistd.h>
 
@@ -95,13 +99,58 @@ struct PgResultDeleter {
 };
 using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
 
+namespace {
+
+// How long a cancelled statement gets to answer; beyond it the connection is dropped and the
+// outcome is unknown (the server's statement_timeout still ends the statement).
+constexpr auto cancel_grace = std::chrono::seconds{1};
+
+// Cancel requests still running on their threads (see send_cancel).
+std::atomic<int> cancels_in_flight{0};
+constexpr int max_cancels_in_flight = 16;
+
+// Asks the server to cancel the statement running on `conn`. libpq 15 (Debian 12) has only the
+// blocking PQcancel (a connect and a send; the non-blocking PQcancelStart is libpq 17), so it
+// runs on a thread of its own. An unreachable server could hold such a thread for minutes:
+// their number is capped, and beyond the cap the session's statement_timeout ends the statement.
+void send_cancel(PGconn* conn)
+{
+    if (cancels_in_flight.fetch_add(1) >= max_cancels_in_flight) {
+        cancels_in_flight.fetch_sub(1);
+        core::log::warn("postgres: {} cancel requests pending, relying on statement_timeout", max_cancels_in_flight);
+        return;
+    }
+    PGcancel* cancel = PQgetCancel(conn);
+    if (!cancel) {
+        cancels_in_flight.fetch_sub(1);
+        return;
+    }
+    try {
+        std::thread([cancel] {
+            std::array<char, 256> error{};
+            if (PQcancel(cancel, error.data(), static_cast<int>(error.size())) == 0)
+                core::log::warn("postgres: cancel request failed: {}", one_line(error.data()));
+            PQfreeCancel(cancel);
+            cancels_in_flight.fetch_sub(1);
+        }).detach();
+    } catch (const std::system_error& e) {
+        core::log::warn("postgres: cannot send a cancel request: {}", e.what());
+        PQfreeCancel(cancel);
+        cancels_in_flight.fetch_sub(1);
+    }
+}
+
+}  // namespace
+
 /// Why an attempt failed: decides whether it may be retried.
 enum class Failure {
     none,
     unreachable,  ///< could not connect, or the connection broke before the statement was complete
-    aborted,      ///< the server aborted the statement for connection-class reasons: it had no effect
+    aborted,      ///< the server aborted the statement (connection-class reasons, cancelled, lock
+                  ///< timeout): it had no effect
     ambiguous,    ///< the connection broke after the statement was sent: it may have taken effect
-    timeout,      ///< the deadline passed while the statement ran (the connection is dropped)
+    timeout,      ///< the deadline passed and the cancelled statement did not answer in time: it
+                  ///< may have taken effect (the connection is dropped)
     statement,    ///< the server rejected the statement (SQLSTATE in `result`)
 };
 
@@ -217,7 +266,11 @@ public:
             PQfinish(conn_);
         conn_ = nullptr;
         fatal_ = false;
+        prepared = false;
     }
+
+    /// Our statements are prepared on this session (cleared by reset()).
+    bool prepared = false;
 
     // Batch parameter buffers, reused so that steady-state batches do not allocate for them.
     std::string gauge_names, gauge_values, counter_names, counter_deltas;
@@ -257,25 +310,43 @@ private:
                 co_return lost(Failure::unreachable);
             auto ec = co_await wait(socket_, asio::posix::descriptor_base::wait_write, deadline);
             if (ec)
-                co_return lost(ec == asio::error::timed_out ? Failure::timeout : Failure::unreachable,
-                               ec.message());
+                co_return lost(Failure::unreachable, ec.message());
         }
         PgReply reply;
+        auto ec = co_await collect(reply, deadline);
+        if (ec == asio::error::timed_out) {
+            // Dropping the connection would not stop the backend: it would run the statement to
+            // its end (and commit it) once its locks come. Cancel it, and learn from its answer
+            // whether it took effect.
+            send_cancel(conn_);
+            ec = co_await collect(reply, Clock::now() + cancel_grace);
+            if (ec == asio::error::timed_out)
+                co_return broken(std::move(reply), Failure::timeout, "timed out, and no answer to the cancel request");
+        }
+        if (ec == asio::error::eof)
+            co_return broken(std::move(reply), Failure::ambiguous, {});
+        if (ec)
+            co_return broken(std::move(reply), Failure::ambiguous, ec.message());
+        co_return classify(std::move(reply));
+    }
+
+    /// Reads results into `reply` until the last one ({}), the deadline (timed_out) or a broken
+    /// connection (eof: libpq's message says why; other codes: the socket's).
+    core::awaitable<std::error_code> collect(PgReply& reply, Clock::time_point deadline)
+    {
         for (;;) {
             const bool alive = PQconsumeInput(conn_) != 0;
             while (!PQisBusy(conn_)) {
                 PGresult* r = PQgetResult(conn_);
                 if (!r)
-                    co_return classify(std::move(reply));
+                    co_return std::error_code{};
                 keep(reply, r);
             }
             if (!alive)
-                co_return broken(std::move(reply), Failure::ambiguous, {});
+                co_return asio::error::eof;
             auto ec = co_await wait(socket_, asio::posix::descriptor_base::wait_read, deadline);
             if (ec)
-                co_return broken(std::move(reply),
-                                 ec == asio::error::timed_out ? Failure::timeout : Failure::ambiguous,
-                                 ec.message());
+                co_return ec;
         }
     }
 
@@ -303,6 +374,8 @@ private:
             reset();
             reply.failure = Failure::aborted;
         } else if (state == "40001" || state == "40P01") {  // serialization failure, deadlock
+            reply.failure = Failure::aborted;
+        } else if (state == "57014" || state == "55P03") {  // cancelled or statement_timeout; lock_timeout
             reply.failure = Failure::aborted;
         } else if (state == "26000") {  // our prepared statements are gone (DISCARD ALL by a pooler)
             reset();
@@ -409,7 +482,11 @@ constexpr const char* batch_apply = "metrics_batch";
 // order. The result is one row per counter element in input order: the total right after that
 // element, i.e. the previous total (final - sum) plus the running sum; the cast rejects a
 // step that leaves bigint even when the final total fits, as applying in order would.
+//
+// DEALLOCATE ALL first: PREPARE is not transactional, so a run cancelled halfway (a table lock)
+// leaves some statements behind, and the script runs again on the same session.
 constexpr const char* prepare_script = R"sql(
+DEALLOCATE ALL;
 PREPARE metrics_gauge_set (text, float8) AS
   INSERT INTO gauges (name, value) VALUES ($1, $2)
   ON CONFLICT (name) DO UPDATE SET value = excluded.value;
@@ -477,6 +554,31 @@ Result<double> float8_at(const PGresult* r, int row, int column)
 
 std::string_view bytes_of(const std::array<char, 8>& a) { return {a.data(), a.size()}; }
 
+// A slot of `pool` before `deadline`, else timed_out (operation_aborted once shut down). Not
+// core::with_timeout: a slot granted just as the deadline passes must be kept (and released),
+// so both outcomes of the race are looked at.
+core::awaitable<std::tuple<std::error_code, std::size_t>> acquire_before(detail::SlotPool& pool,
+                                                                        Clock::time_point deadline)
+{
+    asio::steady_timer timer{co_await asio::this_coro::executor, deadline};
+    auto [order, ec, slot, timer_ec] =
+        co_await asio::experimental::make_parallel_group(pool.async_acquire(asio::experimental::deferred),
+                                                         timer.async_wait(asio::experimental::deferred))
+            .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+    (void)timer_ec;
+    if (!ec)
+        co_return std::tuple{ec, slot};
+    co_return std::tuple{order[0] == 1 ? std::error_code{asio::error::timed_out} : ec, std::size_t{0}};
+}
+
+// Session settings of every connection: the server ends a statement by itself at the
+// deadline of the call that waits for it (PostgreSQL takes milliseconds without a unit).
+std::string session_settings(std::chrono::milliseconds query_timeout)
+{
+    const auto ms = std::clamp<std::int64_t>(query_timeout.count(), 1, INT_MAX);
+    return fmt::format("SET statement_timeout = {0}; SET lock_timeout = {0}", ms);
+}
+
 }  // namespace
 
 std::vector<std::chrono::milliseconds> PostgresOptions::default_retry_delays()
@@ -508,7 +610,8 @@ PostgresStorage::PostgresStorage(asio::any_io_executor ex, std::string dsn, Post
       dsn_(std::move(dsn)),
       opts_(std::move(opts)),
       pool_(ex_, std::max<std::size_t>(opts_.pool_size, 1)),
-      ping_pool_(ex_, 1)
+      ping_pool_(ex_, 1),
+      session_settings_(session_settings(opts_.query_timeout))
 {
     opts_.pool_size = std::max<std::size_t>(opts_.pool_size, 1);
     for (std::size_t i = 0; i < opts_.pool_size; ++i)
@@ -533,9 +636,9 @@ core::awaitable<Result<std::unique_ptr<PostgresStorage>>> PostgresStorage::open(
 
     std::unique_ptr<PostgresStorage> store{new PostgresStorage(std::move(ex), std::move(dsn), std::move(opts))};
     {
-        std::optional<Lease> lease = co_await store->acquire(store->pool_);
-        assert(lease);  // a fresh pool has free slots
         const auto deadline = Clock::now() + store->opts_.connect_timeout;
+        Result<Lease> lease = co_await store->acquire(deadline);
+        assert(lease);  // a fresh pool has free slots
         PgReply reply = co_await store->setup(*store->connections_[lease->slot()], deadline, deadline);
         if (reply.failure == Failure::none)
             core::log::info("postgres: connected, schema at version {}", migrations.size());
@@ -547,29 +650,50 @@ core::awaitable<Result<std::unique_ptr<PostgresStorage>>> PostgresStorage::open(
     co_return std::move(store);
 }
 
-core::awaitable<std::optional<PostgresStorage::Lease>> PostgresStorage::acquire(detail::SlotPool& pool)
+core::awaitable<Result<PostgresStorage::Lease>> PostgresStorage::acquire(Deadline deadline)
 {
     if (closed_)
-        co_return std::nullopt;
+        co_return Errc::storage_unavailable;
     std::size_t slot = 0;
-    if (!pool.try_acquire(slot)) {
-        auto [ec, granted] = co_await pool.async_acquire(core::use_nothrow_awaitable);
+    if (!pool_.try_acquire(slot)) {
+        if (waiting_.fetch_add(1) >= opts_.max_waiting) {
+            waiting_.fetch_sub(1);
+            core::log::debug("postgres: {} calls already wait for a connection", opts_.max_waiting);
+            co_return Errc::storage_busy;
+        }
+        auto [ec, granted] = co_await acquire_before(pool_, deadline);
+        waiting_.fetch_sub(1);
+        if (ec == asio::error::timed_out) {
+            core::log::debug("postgres: no connection free within the request deadline");
+            co_return Errc::storage_busy;
+        }
         if (ec)
-            co_return std::nullopt;
+            co_return Errc::storage_unavailable;
         slot = granted;
     }
-    Lease lease{pool, slot};
+    Lease lease{pool_, slot};
     if (closed_)  // queued before close(): give the slot to close() instead
-        co_return std::nullopt;
-    co_return std::optional<Lease>{std::move(lease)};
+        co_return Errc::storage_unavailable;
+    co_return Result<Lease>{std::move(lease)};
 }
 
-core::awaitable<PgReply> PostgresStorage::setup(PgConnection& conn, Clock::time_point connect_deadline,
-                                                Clock::time_point query_deadline)
+core::awaitable<PgReply> PostgresStorage::setup(PgConnection& conn, Deadline connect_deadline,
+                                                Deadline query_deadline, bool prepare)
 {
-    PgReply reply = co_await conn.connect(dsn_, connect_deadline);
-    if (reply.failure != Failure::none)
-        co_return reply;
+    PgReply reply;
+    if (!conn.usable()) {
+        reply = co_await conn.connect(dsn_, connect_deadline);
+        if (reply.failure != Failure::none)
+            co_return reply;
+        // First, so that the server bounds the rest of the setup too (PREPARE waits for table locks).
+        reply = co_await conn.query(session_settings_.c_str(), query_deadline);
+        if (reply.failure != Failure::none) {
+            conn.reset();
+            co_return setup_failure(std::move(reply));
+        }
+    }
+    if (!prepare || conn.prepared)
+        co_return PgReply{};
     if (!schema_ready_) {
         reply = co_await conn.query(migration_script().c_str(), query_deadline);
         if (reply.failure != Failure::none) {
@@ -580,29 +704,34 @@ core::awaitable<PgReply> PostgresStorage::setup(PgConnection& conn, Clock::time_
     }
     reply = co_await conn.query(prepare_script, query_deadline);
     if (reply.failure != Failure::none) {
-        conn.reset();
+        // A cancelled PREPARE leaves a healthy session: keep it rather than open another backend
+        // while the old one may still be exiting.
+        if (reply.failure != Failure::aborted || !conn.usable())
+            conn.reset();
         co_return setup_failure(std::move(reply));
     }
+    conn.prepared = true;
     co_return PgReply{};
 }
 
 core::awaitable<PgReply> PostgresStorage::attempt(PgConnection& conn, const char* statement,
-                                                  const PgParams& params)
+                                                  const PgParams& params, Deadline deadline)
 {
-    if (!conn.usable()) {
-        const auto deadline = Clock::now() + opts_.connect_timeout;
-        PgReply reply = co_await setup(conn, deadline, deadline);
+    if (!conn.prepared || !conn.usable()) {
+        const auto connect_deadline = std::min(Clock::now() + opts_.connect_timeout, deadline);
+        PgReply reply = co_await setup(conn, connect_deadline, connect_deadline);
         if (reply.failure != Failure::none)
             co_return reply;
     }
-    co_return co_await conn.execute(statement, params, Clock::now() + opts_.query_timeout);
+    co_return co_await conn.execute(statement, params, std::min(Clock::now() + opts_.query_timeout, deadline));
 }
 
 core::awaitable<Result<PgReply>> PostgresStorage::run(PgConnection& conn, const char* statement,
-                                                      const PgParams& params, bool idempotent)
+                                                      const PgParams& params, bool idempotent,
+                                                      Deadline deadline)
 {
     for (std::size_t attempt_no = 0;; ++attempt_no) {
-        PgReply reply = co_await attempt(conn, statement, params);
+        PgReply reply = co_await attempt(conn, statement, params, deadline);
         if (reply.failure == Failure::none)
             co_return std::move(reply);
         if (reply.failure == Failure::statement) {
@@ -619,18 +748,21 @@ core::awaitable<Result<PgReply>> PostgresStorage::run(PgConnection& conn, const 
             core::log::error("postgres: {} failed: {}", statement, reply.reason);
             co_return Errc::storage_unavailable;
         }
-        const bool safe = reply.failure == Failure::unreachable || reply.failure == Failure::aborted ||
-                          (reply.failure == Failure::ambiguous && idempotent);
-        if (!safe) {
+        const bool uncertain = reply.failure == Failure::ambiguous || reply.failure == Failure::timeout;
+        if (uncertain && !idempotent) {
             core::log::error("postgres: {} failed, outcome unknown so not retried: {}", statement,
                              reply.reason);
-            co_return Errc::storage_unavailable;
+            co_return Errc::outcome_unknown;
         }
         if (attempt_no >= opts_.retry_delays.size() || closed_) {
             core::log::error("postgres: {} failed: {}", statement, reply.reason);
             co_return Errc::storage_unavailable;
         }
         const auto delay = opts_.retry_delays[attempt_no];
+        if (Clock::now() + delay >= deadline) {
+            core::log::warn("postgres: {} failed, no time left to retry: {}", statement, reply.reason);
+            co_return Errc::storage_busy;
+        }
         core::log::warn("postgres: {} failed, retrying in {} ms: {}", statement, delay.count(), reply.reason);
         asio::steady_timer timer{co_await asio::this_coro::executor, delay};
         co_await timer.async_wait(core::use_nothrow_awaitable);
@@ -639,9 +771,10 @@ core::awaitable<Result<PgReply>> PostgresStorage::run(PgConnection& conn, const 
 
 core::awaitable<Result<Metric>> PostgresStorage::apply(Metric update)
 {
-    std::optional<Lease> lease = co_await acquire(pool_);
+    const Deadline deadline = Clock::now() + opts_.request_timeout;
+    Result<Lease> lease = co_await acquire(deadline);
     if (!lease)
-        co_return Errc::storage_unavailable;
+        co_return lease.error();
     PgConnection& conn = *connections_[lease->slot()];
     std::array<char, 8> number;
     PgParams params;
@@ -649,14 +782,14 @@ core::awaitable<Result<Metric>> PostgresStorage::apply(Metric update)
     if (update.kind == Kind::gauge) {
         detail::put_be64(number.data(), std::bit_cast<std::uint64_t>(update.value));
         params.add(bytes_of(number));
-        Result<PgReply> reply = co_await run(conn, gauge_set, params, false);
+        Result<PgReply> reply = co_await run(conn, gauge_set, params, false, deadline);
         if (!reply)
             co_return reply.error();
         co_return update;
     }
     detail::put_be64(number.data(), std::bit_cast<std::uint64_t>(update.delta));
     params.add(bytes_of(number));
-    Result<PgReply> reply = co_await run(conn, counter_add, params, false);
+    Result<PgReply> reply = co_await run(conn, counter_add, params, false, deadline);
     if (!reply)
         co_return reply.error();
     Result<std::int64_t> total = int8_at(reply->result.get(), 0, 0);
@@ -671,9 +804,10 @@ core::awaitable<Result<void>> PostgresStorage::apply_batch(std::span<const Metri
     stored.clear();
     if (batch.empty())
         co_return Result<void>{};
-    std::optional<Lease> lease = co_await acquire(pool_);
+    const Deadline deadline = Clock::now() + opts_.request_timeout;
+    Result<Lease> lease = co_await acquire(deadline);
     if (!lease)
-        co_return Errc::storage_unavailable;
+        co_return lease.error();
     PgConnection& conn = *connections_[lease->slot()];
 
     const auto gauges = static_cast<std::size_t>(
@@ -699,7 +833,7 @@ core::awaitable<Result<void>> PostgresStorage::apply_batch(std::span<const Metri
         params.add(*buffer);
     }
 
-    Result<PgReply> reply = co_await run(conn, batch_apply, params, false);
+    Result<PgReply> reply = co_await run(conn, batch_apply, params, false, deadline);
     if (!reply)
         co_return reply.error();
     const PGresult* totals = reply->result.get();
@@ -726,13 +860,14 @@ core::awaitable<Result<void>> PostgresStorage::apply_batch(std::span<const Metri
 
 core::awaitable<Result<Metric>> PostgresStorage::get(Kind kind, std::string_view id)
 {
-    std::optional<Lease> lease = co_await acquire(pool_);
+    const Deadline deadline = Clock::now() + opts_.request_timeout;
+    Result<Lease> lease = co_await acquire(deadline);
     if (!lease)
-        co_return Errc::storage_unavailable;
+        co_return lease.error();
     PgParams params;
     params.add(id);
     Result<PgReply> reply =
-        co_await run(*connections_[lease->slot()], kind == Kind::gauge ? gauge_get : counter_get, params, true);
+        co_await run(*connections_[lease->slot()], kind == Kind::gauge ? gauge_get : counter_get, params, true, deadline);
     if (!reply)
         co_return reply.error();
     const PGresult* r = reply->result.get();
@@ -752,10 +887,11 @@ core::awaitable<Result<Metric>> PostgresStorage::get(Kind kind, std::string_view
 
 core::awaitable<Result<std::vector<OwnedMetric>>> PostgresStorage::list()
 {
-    std::optional<Lease> lease = co_await acquire(pool_);
+    const Deadline deadline = Clock::now() + opts_.request_timeout;
+    Result<Lease> lease = co_await acquire(deadline);
     if (!lease)
-        co_return Errc::storage_unavailable;
-    Result<PgReply> reply = co_await run(*connections_[lease->slot()], list_all, PgParams{}, true);
+        co_return lease.error();
+    Result<PgReply> reply = co_await run(*connections_[lease->slot()], list_all, PgParams{}, true, deadline);
     if (!reply)
         co_return reply.error();
     const PGresult* r = reply->result.get();
@@ -788,8 +924,7 @@ core::awaitable<bool> PostgresStorage::ping()
     const auto deadline = Clock::now() + opts_.ping_timeout;
     std::size_t slot = 0;
     if (!ping_pool_.try_acquire(slot)) {  // another ping in progress: wait for it, within the timeout
-        auto [ec, granted] = co_await core::with_timeout(
-            ping_pool_.async_acquire(core::use_nothrow_awaitable), opts_.ping_timeout);
+        auto [ec, granted] = co_await acquire_before(ping_pool_, deadline);
         if (ec)
             co_return false;
         slot = granted;
@@ -798,7 +933,7 @@ core::awaitable<bool> PostgresStorage::ping()
     PgConnection& conn = *ping_connection_;
     PgReply reply;
     if (!conn.usable())
-        reply = co_await setup(conn, deadline, deadline);
+        reply = co_await setup(conn, deadline, deadline, false);
     if (reply.failure == Failure::none)
         reply = co_await conn.query("SELECT 1", deadline);
     const bool ok = reply.failure == Failure::none;

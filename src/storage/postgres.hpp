@@ -21,8 +21,15 @@ struct PgReply;
 struct PostgresOptions {
     std::size_t pool_size = 4;  ///< connections for requests (at least 1); /ping has its own
     std::chrono::milliseconds connect_timeout{5000};  ///< one connection attempt, setup included
-    std::chrono::milliseconds query_timeout{5000};    ///< one statement, from send to last result
+    /// One statement, from send to last result. Also the session's `statement_timeout` and
+    /// `lock_timeout`, so that the server abandons a statement we no longer wait for.
+    std::chrono::milliseconds query_timeout{5000};
     std::chrono::milliseconds ping_timeout{1000};     ///< the whole ping, connecting included
+    /// One call: the wait for a pool slot, every attempt and the pauses between them.
+    /// Past it the call fails with Errc::storage_busy.
+    std::chrono::milliseconds request_timeout{10000};
+    /// Calls waiting for a pool slot; one more fails at once with Errc::storage_busy.
+    std::size_t max_waiting = 256;
     /// Pauses before the retries of an operation that failed for connection reasons.
     std::vector<std::chrono::milliseconds> retry_delays = default_retry_delays();
 
@@ -41,12 +48,20 @@ struct PostgresOptions {
 /// the schema migrations (once per process, serialised across daemons by an advisory lock) and
 /// prepares every statement.
 ///
+/// Every session runs with `statement_timeout` and `lock_timeout` set to `query_timeout`. A
+/// statement still running at its deadline is cancelled (a cancel request, then its answer is
+/// awaited briefly), so the backend never goes on working for nobody, and the call learns
+/// whether it took effect. The connections held never exceed the pool plus the ping's.
+///
 /// Failures: connection-class errors (cannot connect, SQLSTATE 08xxx, 57P01-57P03, serialization
-/// failures and deadlocks) are retried after `retry_delays` on a fresh connection, as long as
-/// the statement cannot have taken effect; a write whose outcome is unknown (the connection
-/// broke after it was sent, or it timed out) is not retried and fails. Anything else fails at
-/// once. Failures are logged and returned as Errc::storage_unavailable; counter overflow is
-/// Errc::counter_overflow and a name the database encoding rejects is Errc::bad_name.
+/// failures, deadlocks, cancelled statements and lock timeouts) had no effect and are retried
+/// after `retry_delays`, within `request_timeout`; a write whose outcome is unknown (the
+/// connection broke after it was sent, or a cancelled statement never answered) is not retried
+/// and fails with Errc::outcome_unknown. A call that runs out of `request_timeout`, or finds
+/// `max_waiting` calls already queued, fails with Errc::storage_busy having changed nothing.
+/// Other failures are logged and returned as Errc::storage_unavailable (nothing changed);
+/// counter overflow is Errc::counter_overflow and a name the database encoding rejects is
+/// Errc::bad_name.
 class PostgresStorage final : public Storage {
 public:
     /// Checks the DSN (a key=value conninfo string or a postgres:// URI); a malformed one is
@@ -73,8 +88,9 @@ public:
                                               std::vector<Metric>& stored) override;
     core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
-    /// `SELECT 1` on a dedicated connection within ping_timeout. A failure after success (and
-    /// the recovery) is logged once.
+    /// `SELECT 1` on a dedicated connection within ping_timeout. That connection only sets its
+    /// timeouts (no migration, no PREPARE: those wait for table locks), so a ping costs no
+    /// backend beyond it. A failure after success (and the recovery) is logged once.
     core::awaitable<bool> ping() override;
     /// Waits for the calls in flight (each is bounded by its timeouts; no retry starts once
     /// closing), then closes the connections; later calls fail with Errc::storage_unavailable.
@@ -85,18 +101,23 @@ private:
 
     PostgresStorage(asio::any_io_executor ex, std::string dsn, PostgresOptions opts);
 
-    /// A slot of `pool`, or nothing once closed.
-    core::awaitable<std::optional<Lease>> acquire(detail::SlotPool& pool);
+    using Deadline = std::chrono::steady_clock::time_point;
 
-    core::awaitable<detail::PgReply> setup(detail::PgConnection& conn,
-                                           std::chrono::steady_clock::time_point connect_deadline,
-                                           std::chrono::steady_clock::time_point query_deadline);
+    /// A slot of the request pool before `deadline`: Errc::storage_busy when the deadline
+    /// passes or too many calls wait, Errc::storage_unavailable once closed.
+    core::awaitable<Result<Lease>> acquire(Deadline deadline);
+
+    /// Opens `conn` unless it is usable and sets its session timeouts; `prepare`: also runs the
+    /// migrations and prepares the statements unless done on this session.
+    core::awaitable<detail::PgReply> setup(detail::PgConnection& conn, Deadline connect_deadline,
+                                           Deadline query_deadline, bool prepare = true);
     core::awaitable<detail::PgReply> attempt(detail::PgConnection& conn, const char* statement,
-                                             const detail::PgParams& params);
-    /// Runs a prepared statement on a leased connection with the retry policy; the result on
-    /// success, else an error already logged.
+                                             const detail::PgParams& params, Deadline deadline);
+    /// Runs a prepared statement on a leased connection with the retry policy, within
+    /// `deadline`; the result on success, else an error already logged.
     core::awaitable<Result<detail::PgReply>> run(detail::PgConnection& conn, const char* statement,
-                                                 const detail::PgParams& params, bool idempotent);
+                                                 const detail::PgParams& params, bool idempotent,
+                                                 Deadline deadline);
 
     asio::any_io_executor ex_;
     std::string dsn_;
@@ -105,6 +126,8 @@ private:
     std::unique_ptr<detail::PgConnection> ping_connection_;  // so that /ping never queues behind requests
     detail::SlotPool pool_;
     detail::SlotPool ping_pool_;  // one slot: pings take turns
+    std::string session_settings_;  // SET statement_timeout, lock_timeout
+    std::atomic<std::size_t> waiting_{0};  // calls waiting for a slot of pool_
     std::atomic<bool> schema_ready_{false};
     std::atomic<bool> closed_{false};
     std::atomic<bool> healthy_{true};  // last ping outcome, to log changes once

@@ -1,5 +1,6 @@
 #include "storage/snapshot.hpp"
 
+#include "core/file.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 
@@ -8,7 +9,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <utility>
 
 #include <fcntl.h>
@@ -23,42 +23,6 @@ using core::Result;
 
 namespace {
 
-/// A file descriptor closed on scope exit (errors of an explicit close() are checked by callers
-/// that care: after a write, close can report a deferred I/O error).
-class Fd {
-public:
-    explicit Fd(int fd) noexcept : fd_(fd) {}
-    ~Fd()
-    {
-        if (fd_ >= 0)
-            ::close(fd_);
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-
-    int get() const noexcept { return fd_; }
-    bool ok() const noexcept { return fd_ >= 0; }
-    int close() noexcept { return ::close(std::exchange(fd_, -1)); }
-
-private:
-    int fd_;
-};
-
-bool write_all(int fd, const char* data, std::size_t size) noexcept
-{
-    while (size > 0) {
-        const ssize_t n = ::write(fd, data, size);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        data += n;
-        size -= static_cast<std::size_t>(n);
-    }
-    return true;
-}
-
 /// Logs the failed step with errno's reason; returns io_error for the caller to pass on.
 Errc fail_write(std::string_view step, const std::string& path)
 {
@@ -66,16 +30,14 @@ Errc fail_write(std::string_view step, const std::string& path)
     return Errc::io_error;
 }
 
-Errc fail_load(std::string_view why, const std::string& path)
+/// Hands `why` to the caller when it asked for it, or logs it.
+Errc fail_load(std::string_view why, const std::string& path, std::string* reason)
 {
-    core::log::error("snapshot: cannot load {}: {}", path, why);
+    if (reason != nullptr)
+        *reason = std::string{why};
+    else
+        core::log::error("snapshot: cannot load {}: {}", path, why);
     return Errc::corrupt_snapshot;
-}
-
-std::string directory_of(const std::string& path)
-{
-    std::string dir = std::filesystem::path(path).parent_path().string();
-    return dir.empty() ? "." : dir;
 }
 
 }  // namespace
@@ -104,7 +66,7 @@ Result<std::vector<OwnedMetric>> parse_snapshot(std::string_view body)
 }
 
 SnapshotFile::SnapshotFile(std::string path)
-    : path_(std::move(path)), temp_path_(path_ + ".tmp"), directory_(directory_of(path_))
+    : path_(std::move(path)), directory_(core::file::directory_of(path_))
 {
 }
 
@@ -114,45 +76,43 @@ Result<void> SnapshotFile::write(std::span<const OwnedMetric> metrics)
     core::write_json(body, metrics);
 
     std::lock_guard lock{write_mutex_};
-    {
-        Fd file{::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
-        if (!file.ok())
-            return fail_write("cannot create", temp_path_);
-        const bool written = write_all(file.get(), body.data(), body.size()) && ::fsync(file.get()) == 0;
-        if (!written || file.close() != 0) {
-            const Errc e = fail_write("cannot write", temp_path_);
-            ::unlink(temp_path_.c_str());
-            return e;
-        }
+    core::file::TempFile temp = core::file::create_temp_beside(path_);
+    if (!temp.file) {
+        core::log::error("snapshot: cannot create a temporary file beside {}: {}", path_, temp.file.error);
+        return Errc::io_error;
     }
-    if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    const bool written = core::file::write_all(temp.file.fd.get(), {body.data(), body.size()}) &&
+                         ::fsync(temp.file.fd.get()) == 0;
+    if (!written || temp.file.fd.close() != 0) {
+        const Errc e = fail_write("cannot write", temp.path);
+        ::unlink(temp.path.c_str());
+        return e;
+    }
+    if (::rename(temp.path.c_str(), path_.c_str()) != 0) {
         const Errc e = fail_write("cannot rename over", path_);
-        ::unlink(temp_path_.c_str());
+        ::unlink(temp.path.c_str());
         return e;
     }
     // The rename is durable only once the directory entry is: without this a crash may bring
     // back the old file (or none) although the caller was told the snapshot is on disk.
-    Fd dir{::open(directory_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-    if (!dir.ok() || ::fsync(dir.get()) != 0)
+    if (!core::file::sync_directory(directory_))
         return fail_write("cannot sync directory", directory_);
     return {};
 }
 
-Result<std::vector<OwnedMetric>> SnapshotFile::load() const
+Result<std::vector<OwnedMetric>> SnapshotFile::load(std::string* reason) const
 {
-    Fd file{::open(path_.c_str(), O_RDONLY | O_CLOEXEC)};
-    if (!file.ok()) {
-        if (errno == ENOENT)
+    core::file::Opened file = core::file::open_regular_for_read(path_);
+    if (!file) {
+        if (file.missing)
             return std::vector<OwnedMetric>{};
-        return fail_load(std::strerror(errno), path_);
+        return fail_load(file.error, path_, reason);
     }
     struct stat st {};
-    if (::fstat(file.get(), &st) != 0)
-        return fail_load(std::strerror(errno), path_);
-    if (!S_ISREG(st.st_mode))
-        return fail_load("not a regular file", path_);
+    if (::fstat(file.fd.get(), &st) != 0)
+        return fail_load(std::strerror(errno), path_, reason);
     if (static_cast<std::size_t>(st.st_size) > max_snapshot_bytes)
-        return fail_load(fmt::format("larger than {} bytes", max_snapshot_bytes), path_);
+        return fail_load(fmt::format("larger than {} bytes", max_snapshot_bytes), path_, reason);
 
     // Read to the end rather than trusting st_size (the file may change under us), bounded.
     std::string body(static_cast<std::size_t>(st.st_size) + 1, '\0');
@@ -160,14 +120,14 @@ Result<std::vector<OwnedMetric>> SnapshotFile::load() const
     for (;;) {
         if (used == body.size()) {
             if (body.size() > max_snapshot_bytes)
-                return fail_load(fmt::format("larger than {} bytes", max_snapshot_bytes), path_);
+                return fail_load(fmt::format("larger than {} bytes", max_snapshot_bytes), path_, reason);
             body.resize(std::min(2 * body.size(), max_snapshot_bytes + 1));
         }
-        const ssize_t n = ::read(file.get(), body.data() + used, body.size() - used);
+        const ssize_t n = ::read(file.fd.get(), body.data() + used, body.size() - used);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return fail_load(std::strerror(errno), path_);
+            return fail_load(std::strerror(errno), path_, reason);
         }
         if (n == 0)
             break;
@@ -177,7 +137,7 @@ Result<std::vector<OwnedMetric>> SnapshotFile::load() const
 
     Result<std::vector<OwnedMetric>> parsed = parse_snapshot(body);
     if (!parsed)
-        return fail_load("not a valid JSON array of metrics", path_);
+        return fail_load("not a valid JSON array of metrics", path_, reason);
     return parsed;
 }
 

@@ -31,22 +31,24 @@ public:
 
     const std::string& path() const noexcept { return path_; }
 
-    /// Replaces the file with `metrics` atomically and durably: writes "<path>.tmp" in the same
-    /// directory, fsyncs it, renames it over the path and fsyncs the directory, so a crash at any
-    /// moment leaves either the old or the new complete file. Failure: Errc::io_error (the cause
-    /// is logged), the old file untouched and the temporary file removed. Blocks for the fsyncs:
+    /// Replaces the file with `metrics` atomically and durably: writes a new temporary file
+    /// beside it (created exclusively under an unpredictable name, mode 0600: see core/file.hpp),
+    /// fsyncs it, renames it over the path and fsyncs the directory, so a crash at any moment
+    /// leaves either the old or the new complete file. Failure: Errc::io_error (the cause is
+    /// logged), the old file untouched and the temporary file removed. Blocks for the fsyncs:
     /// never call it on a server thread.
     core::Result<void> write(std::span<const core::OwnedMetric> metrics);
 
-    /// The metrics in the file. Missing file: an empty vector. Unreadable, too large, corrupt or
-    /// invalid: Errc::corrupt_snapshot (the cause is logged).
-    core::Result<std::vector<core::OwnedMetric>> load() const;
+    /// The metrics in the file. Missing file: an empty vector. Not a regular file (a symbolic
+    /// link, FIFO or directory at the path: refused without blocking), unreadable, too large,
+    /// corrupt or invalid: Errc::corrupt_snapshot, with the cause in one line in `*reason` if
+    /// given, else logged.
+    core::Result<std::vector<core::OwnedMetric>> load(std::string* reason = nullptr) const;
 
 private:
     std::string path_;
-    std::string temp_path_;
     std::string directory_;
-    std::mutex write_mutex_;  ///< one writer of temp_path_ at a time
+    std::mutex write_mutex_;  ///< one writer at a time
 };
 
 }  // namespace storage

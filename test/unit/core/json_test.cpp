@@ -605,3 +605,25 @@ TEST_CASE("names of every length are written whole or escaped wherever a byte ne
         }
     }
 }
+
+TEST_CASE("a batch's error depends on its own bytes, not on an earlier body's")
+{
+    // Issue 20: the parse buffer's padding held the first body's tail, which simdjson read
+    // past the end of the second, shorter one and answered malformed_json.
+    const std::string earlier = R"([{"id":"a","type":"gauge"},{]])";
+    const std::string later = R"([{"id":"a","type":"gauge"},{])";
+    for (const auto parsers : {JsonCodec::Parsers::fast_then_simdjson, JsonCodec::Parsers::simdjson_only}) {
+        CAPTURE(static_cast<int>(parsers));
+        std::vector<Metric> out;
+        JsonCodec fresh{parsers};
+        const auto alone = fresh.parse_batch(later, out, 100);
+        REQUIRE(!alone);
+        CHECK(alone.error() == Errc::missing_field);
+
+        JsonCodec used{parsers};
+        REQUIRE(!used.parse_batch(earlier, out, 100));
+        const auto after = used.parse_batch(later, out, 100);
+        REQUIRE(!after);
+        CHECK(after.error() == alone.error());
+    }
+}

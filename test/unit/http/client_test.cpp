@@ -354,6 +354,30 @@ TEST_CASE("a peer that never answers times out")
     }));
 }
 
+TEST_CASE("an answer trickling in times out at the request deadline, though no single read is slow")
+{
+    const Script drip = [](tcp::socket& socket) -> asio::awaitable<void> {
+        co_await expect_request(socket);
+        co_await send(socket, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        asio::steady_timer pause{socket.get_executor()};
+        for (int i = 0; i < 1000; ++i) {  // until the client hangs up
+            pause.expires_after(20ms);
+            co_await pause.async_wait(asio::use_awaitable);
+            auto [ec, n] = co_await asio::async_write(socket, asio::buffer(" ", 1), core::use_nothrow_awaitable);
+            if (ec)
+                co_return;
+        }
+    };
+    test::run(against({drip}, [](std::string port) -> asio::awaitable<void> {
+        http::ClientOptions options;
+        options.io_timeout = 10s;
+        options.request_timeout = 300ms;
+        Client client{co_await asio::this_coro::executor, "127.0.0.1", port, options};
+        auto r = co_await client.request("GET", "/", {}, "");
+        CHECK(r.error() == Errc::timeout);
+    }));
+}
+
 TEST_CASE("a refused connection is an I/O error")
 {
     test::run([]() -> asio::awaitable<void> {

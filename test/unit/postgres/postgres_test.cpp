@@ -357,6 +357,65 @@ TEST_CASE("two storages incrementing one counter concurrently lose nothing")
     block_on(threads, b->close());
 }
 
+// A blocking libpq session of its own, for a test to hold locks while the storage works.
+class Session {
+public:
+    Session() : conn_(PQconnectdb(dsn())) { REQUIRE_MESSAGE(PQstatus(conn_) == CONNECTION_OK, PQerrorMessage(conn_)); }
+    ~Session() { PQfinish(conn_); }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    // The first column of the first row, as text; empty for a command.
+    std::string run(const char* statement)
+    {
+        PGresult* r = PQexec(conn_, statement);
+        const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+        CHECK_MESSAGE(ok, PQresultErrorMessage(r));
+        std::string value = ok && PQntuples(r) > 0 ? PQgetvalue(r, 0, 0) : "";
+        PQclear(r);
+        return value;
+    }
+
+private:
+    PGconn* conn_;
+};
+
+TEST_CASE("a statement blocked past its deadline is cancelled: it never runs, and no backend is left behind")
+{
+    test::run([]() -> awaitable<void> {
+        const std::string app = "metrics_unit_cancel";
+        PostgresOptions opts = test_options();
+        opts.pool_size = 1;
+        opts.query_timeout = 300ms;
+        opts.request_timeout = 1s;
+        opts.retry_delays = {100ms, 100ms, 100ms, 100ms, 100ms, 100ms};
+        auto opened = co_await PostgresStorage::open(co_await asio::this_coro::executor,
+                                                     std::string{dsn()} + "&application_name=" + app, opts);
+        REQUIRE(opened);
+        auto& store = *opened;
+        sql("TRUNCATE gauges, counters");
+        REQUIRE(co_await store->apply(Metric::counter("c", 1)));
+
+        Session locker, observer;
+        locker.run("BEGIN; LOCK TABLE counters IN ACCESS EXCLUSIVE MODE");
+        CHECK((co_await store->apply(Metric::counter("c", 1))).error() == Errc::storage_busy);
+        const std::vector<Metric> batch{Metric::counter("c", 2)};
+        std::vector<Metric> stored;
+        CHECK((co_await store->apply_batch(batch, stored)).error() == Errc::storage_busy);
+        CHECK(co_await store->ping());  // SELECT 1 on its own connection: no table lock needed
+        const std::string count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = '" + app + "'";
+        CHECK(observer.run(count.c_str()) == "2");  // the pool's one connection and the ping's
+        // Not even waiting for the lock any more: the statements were cancelled, not abandoned.
+        const std::string waiting = count + " AND wait_event_type = 'Lock'";
+        CHECK(observer.run(waiting.c_str()) == "0");
+        locker.run("COMMIT");
+
+        CHECK(*co_await store->get(Kind::counter, "c") == Metric::counter("c", 1));
+        CHECK(*co_await store->apply(Metric::counter("c", 1)) == Metric::counter("c", 2));
+        co_await store->close();
+    }());
+}
+
 TEST_CASE("ping is true against a live database")
 {
     test::run([]() -> awaitable<void> {

@@ -84,6 +84,19 @@ TEST_CASE("failures carry their status and reason; an empty body has length 0")
     CHECK(head_of(r).find("\r\nContent-Length: 0\r\n") != std::string::npos);
 }
 
+TEST_CASE("a busy storage is a 503 that says when to come back; other failures are not")
+{
+    server::Response r;
+    r.fail(core::Errc::storage_busy);
+    CHECK(head_of(r) == "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        "Content-Length: 26\r\nRetry-After: 1\r\n\r\n");
+    CHECK(fmt::to_string(r.body) == "storage busy, retry later\n");
+    r.clear();
+    r.fail(core::Errc::outcome_unknown);
+    CHECK(head_of(r).starts_with("HTTP/1.1 500 Internal Server Error\r\n"));
+    CHECK(head_of(r).find("Retry-After") == std::string::npos);
+}
+
 TEST_CASE("a head longer than the buffer's inline room grows it")
 {
     server::Response r;

@@ -41,8 +41,22 @@ TEST_CASE("Prometheus families that collide after sanitising stay distinct serie
     };
     CHECK(prometheus(ms) ==
           "# TYPE a_b gauge\na_b{id=\"a.b\"} 1\na_b{id=\"a-b\"} 2\n"
-          "# TYPE x_total gauge\nx_total 3\n"
-          "# TYPE x_total_counter counter\nx_total_counter{id=\"x\"} 4\n");
+          "# TYPE x_total counter\nx_total 4\n"
+          "# TYPE x_total_gauge gauge\nx_total_gauge{id=\"x_total\"} 3\n");
+}
+
+TEST_CASE("no client names make a gauge and a counter share a Prometheus family")
+{
+    // The names of issue 20: they used to yield two TYPE lines for x_total_counter.
+    std::vector<core::OwnedMetric> ms{
+        {"x", core::Kind::counter, 0, 5},
+        {"x_total", core::Kind::gauge, 1, 0},
+        {"x_total_counter", core::Kind::gauge, 2, 0},
+    };
+    CHECK(prometheus(ms) ==
+          "# TYPE x_total counter\nx_total 5\n"
+          "# TYPE x_total_counter gauge\nx_total_counter 2\n"
+          "# TYPE x_total_gauge gauge\nx_total_gauge{id=\"x_total\"} 1\n");
 }
 
 TEST_CASE("the index page escapes names")
@@ -69,6 +83,8 @@ TEST_CASE("every error code maps to its documented status")
     CHECK(server::status_for(Errc::unsupported_media_type) == 415);
     CHECK(server::status_for(Errc::timeout) == 408);
     CHECK(server::status_for(Errc::storage_unavailable) == 500);
+    CHECK(server::status_for(Errc::outcome_unknown) == 500);
+    CHECK(server::status_for(Errc::storage_busy) == 503);
 }
 
 TEST_CASE("a response head carries length, type and keep-alive for HTTP/1.0")

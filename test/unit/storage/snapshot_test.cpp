@@ -4,12 +4,15 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
+
+#include <sys/stat.h>
 
 namespace {
 
@@ -32,6 +35,16 @@ std::vector<OwnedMetric> sample()
         {"tenth", Kind::gauge, 0.1 + 0.2, 0},
         {"\xc3\xbcnicode", Kind::counter, 0, -7},
     };
+}
+
+/// The names in the directory of `path`, sorted.
+std::vector<std::string> entries(const std::string& path)
+{
+    std::vector<std::string> names;
+    for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(path).parent_path()))
+        names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 }  // namespace
@@ -128,8 +141,7 @@ TEST_CASE("writing a snapshot leaves no temporary file behind")
     SnapshotFile file{dir.file("db.json")};
     REQUIRE(file.write(sample()));
     REQUIRE(file.write(sample()));
-    CHECK(std::filesystem::exists(file.path()));
-    CHECK_FALSE(std::filesystem::exists(file.path() + ".tmp"));
+    CHECK(entries(file.path()) == std::vector<std::string>{"db.json"});
 }
 
 TEST_CASE("a failed write keeps the old snapshot")
@@ -139,11 +151,13 @@ TEST_CASE("a failed write keeps the old snapshot")
     const std::vector<OwnedMetric> old{{"kept", Kind::gauge, 1, 0}};
     REQUIRE(file.write(old));
 
-    SUBCASE("the temporary file cannot be created") {
-        // A directory in its place: opening it for writing fails even for root.
-        std::filesystem::create_directory(file.path() + ".tmp");
+    SUBCASE("the rename fails") {
+        // A non-empty directory in the file's place: rename cannot replace it, even for root.
+        std::filesystem::remove(file.path());
+        std::filesystem::create_directory(file.path());
+        test::write_file(file.path() + "/inside", "x");
         CHECK(file.write(sample()).error() == Errc::io_error);
-        CHECK(*file.load() == old);
+        CHECK(entries(file.path()) == std::vector<std::string>{"db.json"});  // no temporary file left
     }
     SUBCASE("the directory does not exist") {
         SnapshotFile nowhere{dir.file("missing/db.json")};
@@ -159,4 +173,51 @@ TEST_CASE("a snapshot file over the size limit is refused without reading it")
     test::write_file(file.path(), "[]");
     std::filesystem::resize_file(file.path(), storage::max_snapshot_bytes + 1);  // sparse: no disk used
     CHECK(file.load().error() == Errc::corrupt_snapshot);
+}
+
+TEST_CASE("a snapshot write never follows a symbolic link planted beside or at the file")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    const std::string victim = dir.file("victim.txt");
+    test::write_file(victim, "precious");
+
+    SUBCASE("at the fixed temporary name other servers used") {
+        std::filesystem::create_symlink(victim, file.path() + ".tmp");
+    }
+    SUBCASE("at the file itself: the rename replaces the link") {
+        std::filesystem::create_symlink(victim, file.path());
+    }
+    REQUIRE(file.write(sample()));
+    CHECK(test::read_file(victim) == "precious");
+    CHECK(std::filesystem::is_regular_file(std::filesystem::symlink_status(file.path())));
+    CHECK(file.load()->size() == sample().size());
+    const auto perms = std::filesystem::status(file.path()).permissions();
+    CHECK(perms == (std::filesystem::perms::owner_read | std::filesystem::perms::owner_write));
+}
+
+TEST_CASE("loading refuses anything but a regular file, without blocking, and says why")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    std::string expected;
+    SUBCASE("a FIFO (opening it for reading would wait for a writer)") {
+        REQUIRE(::mkfifo(file.path().c_str(), 0600) == 0);
+        expected = "a FIFO, not a regular file";
+    }
+    SUBCASE("a directory") {
+        std::filesystem::create_directory(file.path());
+        expected = "a directory, not a regular file";
+    }
+    SUBCASE("a symbolic link, even to a valid snapshot") {
+        SnapshotFile target{dir.file("real.json")};
+        REQUIRE(target.write(sample()));
+        std::filesystem::create_symlink(target.path(), file.path());
+        expected = "a symbolic link, which is not followed";
+    }
+    std::string reason;
+    const auto loaded = file.load(&reason);
+    REQUIRE(!loaded);
+    CHECK(loaded.error() == Errc::corrupt_snapshot);
+    CHECK(reason == expected);
 }
