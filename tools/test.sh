@@ -212,7 +212,7 @@ if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
         FUZZ_ITERATIONS=5000 run_meson_suite asan_fuzz_replay build-asan fuzz
         # The whole suite but the measuring tools' (they need the benchmarks, which these builds
         # leave out): every request path, shutdown and restart of the real daemons.
-        run_integration asan_integration build-asan --exclude=test_tools.py
+        METRICS_SANITIZER=address run_integration asan_integration build-asan --exclude=test_tools.py
     else
         record asan_build 0 1
     fi
@@ -227,7 +227,7 @@ if [[ "${METRICS_SKIP_SANITIZERS:-0}" != 1 ]]; then
         # The daemon's batches lock up to all 64 storage shards at once, more than TSan's deadlock
         # detector can hold ("CHECK failed: sanitizer_deadlock_detector.h:67"): here it checks
         # races only; the unit suites above keep lock-order checking with fewer shards.
-        TSAN_OPTIONS=$TSAN_OPTIONS:detect_deadlocks=0 \
+        TSAN_OPTIONS=$TSAN_OPTIONS:detect_deadlocks=0 METRICS_SANITIZER=thread \
             run_integration tsan_integration build-tsan --exclude=test_tools.py
     else
         record tsan_build 0 1

@@ -22,6 +22,10 @@ AGENT_BIN = os.path.join(BUILD_DIR, "src", "agent", "metrics-agent")
 # Sanitized builds start several times slower: METRICS_START_TIMEOUT raises the wait.
 START_TIMEOUT = float(os.environ.get("METRICS_START_TIMEOUT", "10"))
 STOP_TIMEOUT = float(os.environ.get("METRICS_STOP_TIMEOUT", "15"))
+# The sanitizer the binaries under test were built with ("address", "thread"; empty: none), set
+# by tools/test.sh. Memory figures (RSS) of a sanitized process measure the sanitizer's shadow
+# memory and quarantine, not ours: tests that bound RSS skip under one.
+SANITIZER = os.environ.get("METRICS_SANITIZER", "")
 
 # Every child's stderr goes to a file here (a pipe nobody reads loses it and blocks a chatty
 # child); run.py prints the files of a failed test's children and removes the folder when all pass.
@@ -297,5 +301,5 @@ ENV_KEYS = {
 }
 
 __all__ = ["Server", "Agent", "Child", "free_port", "wait_for_port", "wait_until", "sign", "raw_exchange",
-           "exchange_until_eof", "gzip", "json", "unittest", "START_TIMEOUT", "STOP_TIMEOUT",
+           "exchange_until_eof", "gzip", "json", "unittest", "START_TIMEOUT", "STOP_TIMEOUT", "SANITIZER",
            "SERVER_BIN", "AGENT_BIN", "time", "signal", "subprocess", "os", "tempfile"]

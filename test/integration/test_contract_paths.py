@@ -143,8 +143,8 @@ class Prometheus(unittest.TestCase):
             self.assertEqual(body.decode(),
                              "# TYPE _9lives gauge\n_9lives{id=\"9lives\"} 5\n"
                              "# TYPE a_b gauge\na_b{id=\"a-b\"} 2\na_b{id=\"a.b\"} 1\n"
-                             "# TYPE x_total gauge\nx_total 3\n"
-                             "# TYPE x_total_counter counter\nx_total_counter{id=\"x\"} 4\n")
+                             "# TYPE x_total counter\nx_total 4\n"
+                             "# TYPE x_total_gauge gauge\nx_total_gauge{id=\"x_total\"} 3\n")
 
 
 class Signing(unittest.TestCase):
