@@ -1,5 +1,8 @@
-// HMAC-SHA256 (HashSHA256 header): the seed's internal/hash benchmarks.
+// HMAC-SHA256 (HashSHA256 header): the seed's internal/hash benchmarks; and opening one sealed
+// box, the server's per-request cost of -crypto-key.
+#include "codec/gzip.hpp"
 #include "codec/hmac.hpp"
+#include "codec/sealed_box.hpp"
 #include "support/allocations.hpp"
 #include "support/check.hpp"
 
@@ -71,6 +74,30 @@ void BM_HashWithDifferentSizes(benchmark::State& state)
     state.SetBytesProcessed(state.iterations() * state.range(0));
 }
 BENCHMARK(BM_HashWithDifferentSizes)->RangeMultiplier(8)->Range(64, 1 << 20);
+
+/// Opening the sealed box of one agent report: a gzipped batch of `range(0)` gauges, as the
+/// agent sends it (the server's added cost per encrypted request, beside gunzip and parsing).
+void BM_OpenSealedBox(benchmark::State& state)
+{
+    const auto keys = codec::KeyPair::generate();
+    codec::Gzip gzip;
+    std::string packed;
+    gzip.compress(batch_body(static_cast<std::size_t>(state.range(0))), packed);
+    std::string box;
+    codec::seal(keys.public_key(), packed, box);
+    std::string opened;
+    bench::require(codec::open(keys, box, opened) && opened == packed, "BM_OpenSealedBox", "the box opens");
+    const auto before = bench::thread_allocations();
+    for (auto _ : state) {
+        auto r = codec::open(keys, box, opened);
+        benchmark::DoNotOptimize(r);
+        benchmark::DoNotOptimize(opened.data());
+    }
+    bench::report_thread_allocations(state, before);
+    state.SetItemsProcessed(state.iterations());
+    state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(box.size()));
+}
+BENCHMARK(BM_OpenSealedBox)->Arg(30)->Arg(100);
 
 }  // namespace
 

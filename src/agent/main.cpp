@@ -1,6 +1,7 @@
 // metrics-agent: wires configuration, signals and the agent pipeline on one thread.
 #include "agent/agent.hpp"
 #include "agent/config.hpp"
+#include "codec/sealed_box.hpp"
 #include "core/log.hpp"
 
 #include <csignal>
@@ -12,15 +13,19 @@ int main(int argc, char** argv)
     agent::Config config;
     if (auto exit = agent::load_config(argc, argv, config))
         return *exit;
-    if (!config.crypto_key.empty()) {
-        // Reports would go out unencrypted although the operator asked for encryption.
-        std::fprintf(stderr, "metrics-agent: -crypto-key/CRYPTO_KEY is not supported by this version\n");
-        return 1;
-    }
     auto options = agent::make_options(config);
     if (!options) {
         std::fprintf(stderr, "metrics-agent: invalid server address \"%s\"\n", config.address.c_str());
         return 2;
+    }
+    if (!config.crypto_key.empty()) {
+        // Fail closed: reports never go out unencrypted when encryption was asked for.
+        codec::PublicKey server_key;
+        if (auto error = codec::load_public_key(config.crypto_key, server_key); !error.empty()) {
+            std::fprintf(stderr, "metrics-agent: -crypto-key: %s\n", error.c_str());
+            return 1;
+        }
+        options->sender.seal_to = server_key;
     }
     std::signal(SIGPIPE, SIG_IGN);
 

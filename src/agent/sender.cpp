@@ -16,33 +16,6 @@ std::string_view excerpt(std::string_view body) noexcept
 
 }  // namespace
 
-asio::awaitable<std::string> outbound_address(asio::any_io_executor executor, const ServerAddress& server)
-{
-    asio::ip::udp::resolver resolver{executor};
-    auto [rec, results] = co_await resolver.async_resolve(server.host, server.port, core::use_nothrow_awaitable);
-    if (rec)
-        co_return std::string{};
-    // IPv4 first: X-Real-IP is checked against the server's trusted subnet, usually IPv4.
-    for (const bool v4 : {true, false}) {
-        for (const auto& entry : results) {
-            const auto endpoint = entry.endpoint();
-            if (endpoint.address().is_v4() != v4)
-                continue;
-            asio::ip::udp::socket socket{executor};
-            std::error_code ec;
-            socket.open(endpoint.protocol(), ec);
-            if (!ec)
-                socket.connect(endpoint, ec);
-            if (!ec) {
-                const auto local = socket.local_endpoint(ec);
-                if (!ec)
-                    co_return local.address().to_string();
-            }
-        }
-    }
-    co_return std::string{};
-}
-
 Sender::Sender(asio::any_io_executor executor, SenderOptions options)
     : executor_(executor),
       options_(std::move(options)),
@@ -56,31 +29,52 @@ void Sender::prepare(const Batch& batch)
     if (gzipped_sequence_ == batch.sequence)
         return;
     gzip_.compress(batch.body, gzipped_);
-    // The signature covers the body exactly as sent: the gzipped bytes.
+    seal_body();
+    // The signature covers the body exactly as sent: gzipped, and sealed when encrypting.
     if (!options_.key.empty())
-        hash_ = codec::hmac_sha256_hex(options_.key, gzipped_);
+        hash_ = codec::hmac_sha256_hex(options_.key, wire_body());
     gzipped_sequence_ = batch.sequence;
+}
+
+void Sender::seal_body()
+{
+    if (options_.seal_to)
+        codec::seal(*options_.seal_to, gzipped_, sealed_);
+}
+
+std::string_view Sender::wire_body() const noexcept
+{
+    return options_.seal_to ? std::string_view{sealed_} : std::string_view{gzipped_};
+}
+
+void Sender::note_local_address(const asio::ip::address& local)
+{
+    if (real_ip_address_ == local)
+        return;
+    real_ip_address_ = local;
+    real_ip_ = local.to_string();
 }
 
 asio::awaitable<core::Result<http::ClientResponse>> Sender::post(const Batch& batch)
 {
     prepare(batch);
-    if (!real_ip_known_) {
-        // Once per sender; retried on the next request while the server's name does not resolve.
-        real_ip_ = co_await outbound_address(executor_, options_.server);
-        real_ip_known_ = !real_ip_.empty();
-    }
+    // Connects when needed: the header carries the address the server will see.
+    auto local = co_await client_.local_address();
+    if (!local)
+        co_return local.error();
+    note_local_address(*local);
     // No Accept-Encoding: the answer is only read for its status and, on a 4xx, logged as text.
-    std::array<http::Header, 4> headers{{
+    std::array<http::Header, 5> headers{{
         {"Content-Type", "application/json"},
         {"Content-Encoding", "gzip"},
+        {"X-Real-IP", real_ip_},
     }};
-    std::size_t n = 2;
+    std::size_t n = 3;
     if (!options_.key.empty())
         headers[n++] = {"HashSHA256", codec::view(hash_)};
-    if (!real_ip_.empty())
-        headers[n++] = {"X-Real-IP", real_ip_};
-    co_return co_await client_.request("POST", "/updates/", std::span{headers.data(), n}, gzipped_);
+    if (options_.seal_to)
+        headers[n++] = {"X-Encrypted", "sealed-box"};
+    co_return co_await client_.request("POST", "/updates/", std::span{headers.data(), n}, wire_body());
 }
 
 asio::awaitable<bool> Sender::deliver(const Batch& batch)

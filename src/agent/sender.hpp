@@ -7,6 +7,7 @@
 
 #include "codec/gzip.hpp"
 #include "codec/hmac.hpp"
+#include "codec/sealed_box.hpp"
 #include "core/asio.hpp"
 #include "http/client.hpp"
 
@@ -20,13 +21,15 @@ namespace agent {
 struct SenderOptions {
     ServerAddress server;
     std::string key;  ///< HMAC key for HashSHA256; empty: requests are not signed
+    std::optional<codec::PublicKey> seal_to;  ///< -crypto-key: the server's public key
     http::ClientOptions client{};
     std::span<const std::chrono::milliseconds> retry_delays = RetrySchedule::default_delays;
 };
 
 /// One sender coroutine's state: its own keep-alive connection, gzip compressor and buffers.
-/// It POSTs each batch to /updates/ gzipped (once per batch, however many attempts), signed when
-/// a key is set, with X-Real-IP set to the address this host reaches the server from.
+/// It POSTs each batch to /updates/ gzipped (once per batch, however many attempts), sealed to the
+/// server's public key when one is set, signed over the bytes sent when a key is set, with
+/// X-Real-IP set to the local address of its connection to the server.
 /// Use from one strand; `stop` too.
 class Sender {
 public:
@@ -50,6 +53,12 @@ public:
 
 private:
     void prepare(const Batch& batch);
+    /// With a public key: seals the gzipped body (signed afterwards: encrypt-then-MAC).
+    void seal_body();
+    /// The body as it goes on the wire: sealed or only gzipped.
+    std::string_view wire_body() const noexcept;
+    /// X-Real-IP follows the connection's local address (it may change on reconnection).
+    void note_local_address(const asio::ip::address& local);
 
     asio::any_io_executor executor_;
     SenderOptions options_;
@@ -57,16 +66,13 @@ private:
     codec::Gzip gzip_;
     std::string gzipped_;
     std::uint64_t gzipped_sequence_ = 0;  // the batch gzipped_ holds (sequences start at 1)
+    std::string sealed_;
     codec::HexDigest hash_{};
     std::string real_ip_;
-    bool real_ip_known_ = false;
+    std::optional<asio::ip::address> real_ip_address_;  // what real_ip_ spells
     asio::steady_timer retry_timer_;
     bool stopping_ = false;
     bool aborted_ = false;
 };
-
-/// The local IPv4 (or IPv6) address this host uses to reach `server`: a UDP socket "connected"
-/// to it (no packet is sent) is bound to the outbound interface. Empty if it cannot be found.
-asio::awaitable<std::string> outbound_address(asio::any_io_executor executor, const ServerAddress& server);
 
 }  // namespace agent

@@ -288,10 +288,10 @@ std::optional<Options::Exit> Options::read_config_file(const std::string& path)
     if (auto e = parser.parse(simdjson::padded_string{text}).get_object().get(object))
         return fail_file(e == simdjson::INCORRECT_TYPE ? "not a JSON object" : simdjson::error_message(e));
     for (auto [key, value] : object) {
-        // A named copy: clang before 16 cannot capture a structured binding in a lambda.
-        const std::string_view name = key;
-        auto it = std::find_if(options_.begin(), options_.end(),
-                               [&](const Option& o) { return !o.json_key.empty() && o.json_key == name; });
+        // By copy: clang 14 cannot capture a structured binding (C++20 allows it, P1091).
+        auto it = std::find_if(options_.begin(), options_.end(), [k = std::string_view{key}](const Option& o) {
+            return !o.json_key.empty() && o.json_key == k;
+        });
         if (it == options_.end()) {
             fmt::print(err_, "{}: config file {}: unknown key \"{}\" ignored\n", program_, path, key);
             continue;

@@ -98,6 +98,23 @@ asio::awaitable<core::Result<void>> Client::connect(Deadline deadline)
     co_return core::Result<void>{};
 }
 
+asio::awaitable<core::Result<asio::ip::address>> Client::local_address()
+{
+    if (!socket_.is_open()) {
+        // Awaited as a statement: GCC 12 miscompiles a co_await in an if condition.
+        const core::Result<void> c = co_await connect(std::chrono::steady_clock::now() + options_.request_timeout);
+        if (!c)
+            co_return c.error();
+    }
+    std::error_code ec;
+    const auto local = socket_.local_endpoint(ec);
+    if (ec) {
+        close();
+        co_return Errc::io_error;
+    }
+    co_return local.address();
+}
+
 asio::awaitable<core::Result<ClientResponse>> Client::request(std::string_view method,
                                                               std::string_view target,
                                                               std::span<const Header> headers,

@@ -63,6 +63,10 @@ public:
                                                           std::span<const Header> headers,
                                                           std::string_view body);
 
+    /// The local address of the connection, connecting first when there is none: the address
+    /// the server sees this client as (what X-Real-IP asserts). Errors as for request().
+    asio::awaitable<core::Result<asio::ip::address>> local_address();
+
     /// Closes the connection (the next request reconnects).
     void close() noexcept;
 

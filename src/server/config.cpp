@@ -47,7 +47,11 @@ std::optional<int> load_config(int argc, const char* const* argv, Config& c)
     o.add_string({"t", "trusted-subnet"}, "TRUSTED_SUBNET", "trusted_subnet", &c.trusted_subnet,
                  "CIDR allowed in X-Real-IP");
     o.add_string({"audit-file"}, "AUDIT_FILE", "audit_file", &c.audit_file, "audit log file");
-    o.add_string({"audit-url"}, "AUDIT_URL", "audit_url", &c.audit_url, "audit receiver URL");
+    o.add_string({"audit-url"}, "AUDIT_URL", "audit_url", &c.audit_url, "audit receiver URL (http://host:port/path)");
+    o.add_int({"audit-queue"}, "AUDIT_QUEUE", "audit_queue", &c.audit_queue,
+              "audit events queued per sink (the newest is dropped beyond)", 1, big);
+    o.add_seconds({"audit-timeout"}, "AUDIT_TIMEOUT", "audit_timeout", &c.audit_timeout,
+                  "each connect, write and read of one audit POST");
     o.add_int({"threads"}, "THREADS", "threads", &c.threads, "I/O threads; 0 = one per CPU", 0, 1024);
     o.add_bool({"access-log"}, "ACCESS_LOG", "access_log", &c.access_log, "log one line per request");
     o.add_int({"max-header-bytes"}, "MAX_HEADER_BYTES", "max_header_bytes", &c.max_header_bytes,

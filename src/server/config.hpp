@@ -26,6 +26,8 @@ struct Config {
     std::string trusted_subnet;
     std::string audit_file;
     std::string audit_url;
+    std::int64_t audit_queue = 10000;  ///< events each audit sink's queue holds
+    std::chrono::milliseconds audit_timeout = std::chrono::seconds{5};  ///< one POST to the audit URL
 
     std::int64_t threads = 0;  ///< 0: one per hardware thread
     bool access_log = true;

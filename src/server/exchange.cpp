@@ -14,8 +14,9 @@ void Scratch::release() noexcept
 {
     if (decoded_body.capacity() > retained_bytes)
         decoded_body = {};
-    if (path_segment.capacity() > retained_bytes)
-        std::string{}.swap(path_segment);
+    for (std::string* s : {&path_segment, &opened_body, &audit_ids})
+        if (s->capacity() > retained_bytes)
+            std::string{}.swap(*s);
 }
 
 }  // namespace server

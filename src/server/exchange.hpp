@@ -27,12 +27,15 @@ struct Scratch {
     /// Gives back buffers grown past `retained_bytes` (call after the answer is written).
     void trim() noexcept
     {
-        if (decoded_body.capacity() > retained_bytes || path_segment.capacity() > retained_bytes)
+        if (decoded_body.capacity() > retained_bytes || path_segment.capacity() > retained_bytes ||
+            opened_body.capacity() > retained_bytes || audit_ids.capacity() > retained_bytes)
             release();  // rare: inline test only
     }
 
     core::ByteBuffer decoded_body;  ///< gunzipped request body
     std::string path_segment;       ///< a percent-decoded URL segment
+    std::string opened_body;        ///< the contents of a sealed box (OpenSealedBox)
+    std::string audit_ids;          ///< JSON ids of the metrics an update stored (Audit)
 
 private:
     void release() noexcept;
@@ -49,6 +52,8 @@ struct Exchange {
     std::string_view peer;  ///< client address as text, formatted once per connection
     bool head_only = false;  ///< a HEAD request: the body is computed for its length, not sent
     std::chrono::steady_clock::time_point started{};  ///< set by AccessLog on the way in
+    /// Set by Audit for an update request: the router appends the ids it stored (audit.hpp).
+    std::string* audit_ids = nullptr;
 };
 
 }  // namespace server

@@ -1,9 +1,12 @@
 // metrics-server: wires configuration, storage, the middleware pipeline and the listener.
+#include "codec/sealed_box.hpp"
 #include "core/log.hpp"
+#include "server/audit.hpp"
 #include "server/address.hpp"
 #include "server/config.hpp"
 #include "server/listener.hpp"
 #include "server/pipeline.hpp"
+#include "server/subnet.hpp"
 #include "storage/memory.hpp"
 #include "storage/persistent.hpp"
 #include "storage/postgres.hpp"
@@ -25,19 +28,58 @@ namespace {
 
 using namespace std::chrono_literals;
 
-/// Features of API.md that this build does not implement yet: refusing to start is safer than
-/// silently running without the protection an operator asked for.
-bool refuse_unsupported(const server::Config& c)
+/// The trusted subnet, key pair and audit hub the configuration asks for, ready before the
+/// pipeline is built. Owned by main; the pipeline keeps pointers into it.
+struct Protections {
+    server::Security security;
+    std::optional<codec::KeyPair> keys;
+    std::unique_ptr<server::AuditHub> audit;
+};
+
+/// Startup errors come back as one line for stderr (fail closed: nothing starts half protected).
+std::string prepare_protections(const server::Config& c, Protections& p)
 {
-    const char* what = !c.crypto_key.empty()       ? "-crypto-key/CRYPTO_KEY"
-                       : !c.trusted_subnet.empty() ? "-t/TRUSTED_SUBNET"
-                       : !c.audit_file.empty()     ? "-audit-file/AUDIT_FILE"
-                       : !c.audit_url.empty()      ? "-audit-url/AUDIT_URL"
-                                                   : nullptr;
-    if (what == nullptr)
-        return false;
-    std::fprintf(stderr, "metrics-server: %s is not supported by this version\n", what);
-    return true;
+    if (!c.trusted_subnet.empty()) {
+        auto subnet = server::Subnet::parse(c.trusted_subnet);
+        if (!subnet)
+            return "invalid -t/TRUSTED_SUBNET \"" + c.trusted_subnet +
+                   "\": expected a CIDR such as 10.0.0.0/8 or fd00::/8";
+        p.security.trusted_subnet = *subnet;
+    }
+    if (!c.crypto_key.empty()) {
+        if (auto error = codec::load_private_key(c.crypto_key, p.keys); !error.empty())
+            return "-crypto-key: " + error;
+        p.security.keys = &*p.keys;
+    }
+    if (c.audit_file.empty() && c.audit_url.empty())
+        return {};
+    p.audit = std::make_unique<server::AuditHub>(static_cast<std::size_t>(c.audit_queue));
+    if (!c.audit_file.empty()) {
+        std::string error;
+        auto sink = server::FileSink::open(c.audit_file, error);
+        if (!sink)
+            return error;
+        p.audit->add(std::move(sink));
+    }
+    if (!c.audit_url.empty()) {
+        auto url = server::parse_http_url(c.audit_url);
+        if (!url)
+            return "invalid -audit-url/AUDIT_URL \"" + c.audit_url + "\": expected http://host[:port][/path]";
+        p.audit->add(std::make_unique<server::UrlSink>(std::move(*url), c.audit_timeout));
+    }
+    p.security.audit = p.audit.get();
+    return {};
+}
+
+/// SIGHUP: audit files are reopened (log rotation). Runs until the signal set is cancelled.
+asio::awaitable<void> reopen_on_hangup(asio::signal_set& hangup, server::AuditHub& audit)
+{
+    for (;;) {
+        auto [ec, signo] = co_await hangup.async_wait(core::use_nothrow_awaitable);
+        if (ec)
+            co_return;
+        audit.reopen();
+    }
 }
 
 /// The storage chosen by the configuration: PostgreSQL, memory with snapshots, or memory.
@@ -96,9 +138,11 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
 }
 
 /// Waits for a stop signal, then: stop accepting, let in-flight requests finish within the
-/// grace period, close the storage (final snapshot), stop the io_context.
+/// grace period, deliver queued audit events within what is left of it, close the storage
+/// (final snapshot), stop the io_context.
 asio::awaitable<void> shutdown_on_signal(asio::io_context& ioc, asio::signal_set& signals, server::Listener& listener,
-                                         storage::Storage& storage, std::chrono::milliseconds grace)
+                                         storage::Storage& storage, server::AuditHub* audit,
+                                         std::chrono::milliseconds grace)
 {
     auto [ec, signo] = co_await signals.async_wait(core::use_nothrow_awaitable);
     if (!ec)
@@ -112,6 +156,8 @@ asio::awaitable<void> shutdown_on_signal(asio::io_context& ioc, asio::signal_set
     }
     if (listener.active() > 0)
         core::log::warn("{} connections still open after the grace period", listener.active());
+    if (audit != nullptr)
+        co_await audit->close(until);
     co_await storage.close();
     core::log::info("stopped");
     ioc.stop();
@@ -136,8 +182,6 @@ int main(int argc, char** argv)
     server::Config config;
     if (auto exit = server::load_config(argc, argv, config))
         return *exit;
-    if (refuse_unsupported(config))
-        return 1;
     auto endpoint = server::resolve_listen_address(config.address);
     if (!endpoint) {
         std::fprintf(stderr, "metrics-server: invalid listen address \"%s\"\n", config.address.c_str());
@@ -163,13 +207,19 @@ int main(int argc, char** argv)
             t.join();
     };
 
+    Protections protections;
+    if (auto error = prepare_protections(config, protections); !error.empty()) {
+        std::fprintf(stderr, "metrics-server: %s\n", error.c_str());
+        join_all();
+        return 1;
+    }
     Storages storages;
     if (auto error = open_storage(ioc, config, storages); !error.empty()) {
         std::fprintf(stderr, "metrics-server: %s\n", error.c_str());
         join_all();
         return 1;
     }
-    auto pipeline = server::make_pipeline(config, *storages.active);
+    auto pipeline = server::make_pipeline(config, *storages.active, protections.security);
     server::Listener listener{ioc, *pipeline, config.connection_limits()};
     try {
         listener.listen(*endpoint);
@@ -183,8 +233,16 @@ int main(int argc, char** argv)
     core::log::info("metrics-server {} listening on {}:{} with {} threads", METRICS_VERSION,
                     local.address().to_string(), local.port(), threads);
 
+    asio::signal_set hangup{ioc};
+    if (protections.audit) {
+        protections.audit->start(ioc.get_executor());
+        hangup.add(SIGHUP);
+        asio::co_spawn(ioc, reopen_on_hangup(hangup, *protections.audit), asio::detached);
+    }
     asio::co_spawn(ioc, listener.run(), asio::detached);
-    asio::co_spawn(ioc, shutdown_on_signal(ioc, signals, listener, *storages.active, config.shutdown_grace),
+    asio::co_spawn(ioc,
+                   shutdown_on_signal(ioc, signals, listener, *storages.active, protections.audit.get(),
+                                      config.shutdown_grace),
                    asio::detached);
     work.reset();
     for (auto& t : pool)

@@ -3,6 +3,7 @@
 #include "core/bytes.hpp"
 #include "core/json.hpp"
 #include "core/number.hpp"
+#include "server/audit.hpp"
 
 #include <algorithm>
 #include <array>
@@ -484,6 +485,8 @@ void Router::reply(Exchange& ex, const Call& call, const core::Result<core::Metr
         ex.response.fail(stored.error());
         return;
     }
+    if (ex.audit_ids != nullptr && call.op == Call::Op::apply)
+        append_audit_id(*ex.audit_ids, stored->id);
     switch (call.reply) {
     case Call::Reply::ok_text:
         ex.response.text("OK");
@@ -506,6 +509,9 @@ void Router::reply_batch(Exchange& ex, std::span<const core::Metric> stored, con
         ex.response.fail(r.error());
         return;
     }
+    if (ex.audit_ids != nullptr)
+        for (const core::Metric& m : stored)
+            append_audit_id(*ex.audit_ids, m.id);
     ex.response.json([&](fmt::memory_buffer& out) { core::write_json(out, stored); });
 }
 

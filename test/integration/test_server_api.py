@@ -302,7 +302,10 @@ class Signing(unittest.TestCase):
 
     def test_require_hash_flag_refuses_unsigned_bodies(self):
         with Server("-k", self.KEY, "-require-hash") as s:
-            self.assertEqual(s.post_json("/update/", {"id": "r", "type": "gauge", "value": 1})[0], 400)
+            # Missing credentials: 401; a wrong signature stays 400.
+            self.assertEqual(s.post_json("/update/", {"id": "r", "type": "gauge", "value": 1})[0], 401)
+            self.assertEqual(s.post_json("/update/", {"id": "r", "type": "gauge", "value": 1},
+                                         headers={"HashSHA256": "0" * 64})[0], 400)
 
 
 if __name__ == "__main__":
