@@ -311,7 +311,7 @@ class SnapshotsAndConfiguration(unittest.TestCase):
                 self.assertEqual(rh["hashsha256"], sign("cfgkey", data))  # key
                 with open(snapshot) as f:  # store_interval 0, store_file
                     self.assertIn("cfg", [m["id"] for m in json.load(f)])
-                self.assertEqual(s.post_json("/update/", {"id": "u", "type": "gauge", "value": 1})[0], 400)
+                self.assertEqual(s.post_json("/update/", {"id": "u", "type": "gauge", "value": 1})[0], 401)
                 body, h = signed([{"id": "b%d" % i, "type": "gauge", "value": i} for i in range(3)])
                 self.assertEqual(s.request("POST", "/updates/", body, h)[0], 413)  # max_batch
                 self.assertEqual(s.request("GET", "/value/gauge/" + "n" * 80)[0], 414)  # max_uri_bytes
