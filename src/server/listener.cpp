@@ -345,11 +345,12 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
             asio::buffer(c.head.data(), c.head.size()),
             ex.head_only ? asio::const_buffer{} : asio::buffer(c.response.payload())};
         c.busy = false;
-        // Never earlier than the current deadline: no timer work on the hot path.
-        c.deadline = std::max(c.deadline, Clock::now() + limits_.write_timeout);
         std::error_code ec;
         const Buffers rest = c.socket.non_blocking() ? write_now(c.socket, buffers, ec) : buffers;
         if (!ec && asio::buffer_size(rest) > 0) {
+            // Only a write the kernel cannot take at once waits for the client, so only it moves
+            // the deadline (the common answer does no timer work).
+            set_deadline(c, Clock::now() + limits_.write_timeout);
             auto [write_ec, n] = co_await asio::async_write(c.socket, rest, core::use_nothrow_awaitable);
             (void)n;
             ec = write_ec;

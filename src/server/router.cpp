@@ -332,8 +332,12 @@ void Router::answer_now(Exchange& ex) const
         return reply(ex, call, storage_.apply_now(call.metric).value());
     case Call::Op::get:
         return reply(ex, call, storage_.get_now(call.metric.kind, call.metric.id).value());
-    case Call::Op::apply_batch:
-        return reply_batch(ex, json->stored, storage_.apply_batch_now(json->batch, json->stored).value());
+    case Call::Op::apply_batch: {
+        // Stored first, viewed after: argument evaluation order is unspecified (clang goes left
+        // to right and would view the vector before apply_batch_now resizes it).
+        const core::Result<void> r = storage_.apply_batch_now(json->batch, json->stored).value();
+        return reply_batch(ex, json->stored, r);
+    }
     case Call::Op::list:
     case Call::Op::ping:
         break;
@@ -393,11 +397,13 @@ Router::Call Router::route(Exchange& ex, JsonLease& json) const
 
 Router::Call Router::update_url(Exchange& ex, std::string_view rest) const
 {
-    // /update/{kind}/{name}/{value}: a missing part is an unknown route (404), as in the Go server.
+    // /update/{kind}/{name}/{value}: a missing or extra part is an unknown route (404), as in
+    // the Go server; a slash after the value is an extra (empty) part.
+    const bool extra_slash = rest.ends_with('/');
     const std::string_view kind_text = next_segment(rest);
     const std::string_view raw_name = next_segment(rest);
     const std::string_view value_text = next_segment(rest);
-    if (raw_name.empty() || value_text.empty() || !rest.empty()) {
+    if (raw_name.empty() || value_text.empty() || !rest.empty() || extra_slash) {
         ex.response.fail(404, raw_name.empty() ? "missing metric name" : "not found");
         return {};
     }
@@ -432,11 +438,12 @@ Router::Call Router::update_url(Exchange& ex, std::string_view rest) const
 
 Router::Call Router::value_url(Exchange& ex, std::string_view rest) const
 {
+    const bool extra_slash = rest.ends_with('/');  // an extra (empty) part, as in update_url
     const std::string_view kind_text = next_segment(rest);
     const std::string_view raw_name = next_segment(rest);
     auto kind = core::parse_kind(kind_text);
     auto name = decode_segment(raw_name, ex.scratch.path_segment);
-    if (!kind || !name || raw_name.empty() || !rest.empty()) {
+    if (!kind || !name || raw_name.empty() || !rest.empty() || extra_slash) {
         ex.response.fail(404, "metric not found");
         return {};
     }

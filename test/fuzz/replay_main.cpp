@@ -1,6 +1,9 @@
 // Driver for fuzz targets without libFuzzer (g++ builds, sanitizer runs in CI): feeds every seed
-// file given on the command line, then a bounded number of deterministic random mutations of
-// them, to LLVMFuzzerTestOneInput. A crash, sanitizer report or hang fails the test.
+// file given on the command line, then a bounded number of random mutations of them, to
+// LLVMFuzzerTestOneInput. A crash, sanitizer report or hang fails the test.
+//   FUZZ_ITERATIONS  mutations (default 20000)
+//   FUZZ_SEED        the mutations' random seed (default a fixed one); tools/test.sh picks one per
+//                    run and prints it, and the same seed replays the same mutations.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -65,7 +68,10 @@ int main(int argc, char** argv)
         seeds.emplace_back();
     const char* env = std::getenv("FUZZ_ITERATIONS");
     const long iterations = env != nullptr ? std::atol(env) : 20000;
-    std::mt19937_64 rng(0x6d657472696373);  // fixed: failures reproduce
+    const char* seed_text = std::getenv("FUZZ_SEED");
+    const std::uint64_t seed = seed_text != nullptr && *seed_text != '\0' ? std::strtoull(seed_text, nullptr, 10)
+                                                                            : 0x6d657472696373;
+    std::mt19937_64 rng(seed);
     for (const auto& s : seeds)
         LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
     for (long i = 0; i < iterations; ++i) {
@@ -73,6 +79,7 @@ int main(int argc, char** argv)
         mutate(input, rng);
         LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
     }
-    std::printf("fuzz replay: %zu seeds, %ld mutations, no crash\n", seeds.size(), iterations);
+    std::printf("fuzz replay: %zu seeds, %ld mutations with FUZZ_SEED=%llu, no crash\n", seeds.size(), iterations,
+                static_cast<unsigned long long>(seed));
     return 0;
 }

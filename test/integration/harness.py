@@ -1,14 +1,17 @@
 """Starts the real binaries on loopback with free ports and talks to them over real sockets."""
 
+import atexit
 import gzip
 import hashlib
 import hmac
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -16,7 +19,85 @@ import unittest
 BUILD_DIR = os.environ.get("METRICS_BUILD_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SERVER_BIN = os.path.join(BUILD_DIR, "src", "server", "metrics-server")
 AGENT_BIN = os.path.join(BUILD_DIR, "src", "agent", "metrics-agent")
-START_TIMEOUT = 10.0
+# Sanitized builds start several times slower: METRICS_START_TIMEOUT raises the wait.
+START_TIMEOUT = float(os.environ.get("METRICS_START_TIMEOUT", "10"))
+STOP_TIMEOUT = float(os.environ.get("METRICS_STOP_TIMEOUT", "15"))
+# The sanitizer the binaries under test were built with ("address", "thread"; empty: none), set
+# by tools/test.sh. Memory figures (RSS) of a sanitized process measure the sanitizer's shadow
+# memory and quarantine, not ours: tests that bound RSS skip under one.
+SANITIZER = os.environ.get("METRICS_SANITIZER", "")
+
+# Every child's stderr goes to a file here (a pipe nobody reads loses it and blocks a chatty
+# child); run.py prints the files of a failed test's children and removes the folder when all pass.
+LOG_DIR = tempfile.mkdtemp(prefix="metrics-integration.")
+atexit.register(lambda: os.environ.get("METRICS_KEEP_LOGS") or shutil.rmtree(LOG_DIR, ignore_errors=True))
+
+
+class Child:
+    """A daemon a test started: its stderr file and the exit status it must end with.
+
+    Teardown (Server.__exit__, Agent.close and run.py after each test) fails the test when the
+    child did not end with `expected_status`: 0 unless the test says otherwise
+    (`expect_status`, or `kill()`, which expects SIGKILL's -9).
+    """
+
+    started = []  # every Child of this run, in start order (run.py reads it)
+    _count = 0
+
+    def __init__(self, name, argv, env, **popen):
+        Child._count += 1
+        self.name = name
+        self.argv = argv
+        self.stderr_path = os.path.join(LOG_DIR, "%03d-%s.stderr" % (Child._count, name))
+        self.expected_status = 0
+        self.checked = False
+        with open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=err, **popen)
+        Child.started.append(self)
+
+    def expect_status(self, status):
+        """Says the test means this child to end with `status` (a negative signal number or exit code)."""
+        self.expected_status = status
+
+    def signal(self, sig, timeout=None):
+        """Sends `sig` unless it has ended; waits for the end and returns the status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout or STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("%s did not end within %s s of signal %d and was killed\n%s"
+                                 % (self.name, timeout or STOP_TIMEOUT, sig, self.stderr_tail()))
+
+    def kill(self):
+        self.expect_status(-signal.SIGKILL)
+        self.proc.kill()
+        self.proc.wait()
+
+    def check(self):
+        """Stops the child if it runs (SIGTERM) and raises AssertionError unless it ended as expected."""
+        if self.checked:
+            return
+        self.checked = True
+        status = self.signal(signal.SIGTERM)
+        if status != self.expected_status:
+            raise AssertionError("%s ended with status %s, expected %s\n%s"
+                                 % (self.name, status, self.expected_status, self.stderr_tail()))
+
+    def stderr_text(self):
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stderr_tail(self, limit=4000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return ""
+        text = data[-limit:].decode(errors="replace")
+        return "--- stderr of %s (%s) ---\n%s" % (self.name, self.stderr_path, text)
 
 
 def free_port():
@@ -57,38 +138,45 @@ class Server:
         self.wait = wait
 
     def start(self):
-        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.child = Child("metrics-server", self.args, self.env)
+        self.proc = self.child.proc
         if self.wait:
-            wait_for_port(self.port, self.proc)
+            try:
+                wait_for_port(self.port, self.proc)
+            except (RuntimeError, TimeoutError) as e:
+                raise RuntimeError("%s\n%s" % (e, self.child.stderr_tail())) from None
         return self
 
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-        return self.proc.returncode
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        """Sends `sig` and returns the exit status (teardown still checks it against the expected one)."""
+        if self.proc is None:
+            return None
+        return self.child.signal(sig, timeout)
 
     def kill(self):
-        self.proc.kill()
-        self.proc.wait()
+        """SIGKILL, which the test means: teardown expects status -9."""
+        self.child.kill()
+
+    def expect_status(self, status):
+        self.child.expect_status(status)
+
+    def stderr_text(self):
+        """What the daemon wrote to stderr so far (its log)."""
+        return self.child.stderr_text()
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         try:
-            self.stop()
+            if self.proc is not None:
+                if exc and exc[0] is not None:
+                    print(self.child.stderr_tail(), file=sys.stderr)
+                    self.child.signal(signal.SIGTERM)
+                    self.child.checked = True
+                else:
+                    self.child.check()
         finally:
-            if self.proc.stdout:
-                self.proc.stdout.close()
-            if self.proc.stderr:
-                self.proc.stderr.close()
             self.tmp.cleanup()
 
     def conn(self, timeout=10):
@@ -137,10 +225,81 @@ def raw_exchange(port, data, read_until_close=True, timeout=5):
         return b"".join(chunks)
 
 
+def exchange_until_eof(port, data, timeout=5):
+    """Sends raw bytes and returns everything the server answers; fails unless the server closes
+    the connection (EOF or reset) within `timeout` seconds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while True:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:
+                return b"".join(chunks)
+            except socket.timeout:
+                raise AssertionError("the server kept the connection open for %s s after answering %r"
+                                     % (timeout, b"".join(chunks)[:200])) from None
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)
+
+
+class Agent:
+    """A metrics-agent process reporting to 127.0.0.1:`port` (poll 1 s, report 2 s unless `args`
+    say otherwise). `close()` (or leaving a `with`) stops it and checks that it exited 0."""
+
+    def __init__(self, port, *args, env=None, address=None):
+        e = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+        e.setdefault("METRICS_LOG_LEVEL", "warn")
+        e.update(env or {})
+        argv = [AGENT_BIN]
+        if address is not False:
+            argv += ["-a", address or "127.0.0.1:%d" % port]
+        argv += ["-p", "1", "-r", "2", *args]
+        self.child = Child("metrics-agent", argv, e)
+        self.proc = self.child.proc
+
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        """Sends `sig` and returns the exit status (run.py still checks it after the test)."""
+        return self.child.signal(sig, timeout)
+
+    def expect_status(self, status):
+        self.child.expect_status(status)
+
+    def close(self):
+        self.child.check()
+
+    def stderr_text(self):
+        return self.child.stderr_text()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc and exc[0] is not None:
+            print(self.child.stderr_tail(), file=sys.stderr)
+            self.child.signal(signal.SIGTERM)
+            self.child.checked = True
+        else:
+            self.child.check()
+
+
+def wait_until(predicate, timeout=15, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
 ENV_KEYS = {
     "ADDRESS", "STORE_INTERVAL", "FILE_STORAGE_PATH", "RESTORE", "DATABASE_DSN", "KEY", "CRYPTO_KEY",
     "TRUSTED_SUBNET", "AUDIT_FILE", "AUDIT_URL", "CONFIG", "POLL_INTERVAL", "REPORT_INTERVAL", "RATE_LIMIT",
 }
 
-__all__ = ["Server", "free_port", "wait_for_port", "sign", "raw_exchange", "gzip", "json", "unittest",
+__all__ = ["Server", "Agent", "Child", "free_port", "wait_for_port", "wait_until", "sign", "raw_exchange",
+           "exchange_until_eof", "gzip", "json", "unittest", "START_TIMEOUT", "STOP_TIMEOUT", "SANITIZER",
            "SERVER_BIN", "AGENT_BIN", "time", "signal", "subprocess", "os", "tempfile"]

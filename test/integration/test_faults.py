@@ -18,7 +18,7 @@ import time
 import unittest
 import uuid
 
-from harness import AGENT_BIN, ENV_KEYS, Server
+from harness import AGENT_BIN, ENV_KEYS, SANITIZER, Server
 
 DSN = os.environ.get("METRICS_TEST_DSN", "")
 PGDIR = os.environ.get("METRICS_TEST_PGDIR", "")
@@ -381,6 +381,7 @@ class AgentFaults(unittest.TestCase):
         self.assertNotIn("queue full", log)
         self.assertEqual(status, 0, log)
 
+    @unittest.skipIf(SANITIZER, "RSS under a sanitizer is its shadow memory and quarantine")
     def test_an_endless_answer_costs_bounded_memory(self):
         with ScriptedServer(endless_chunks) as srv:
             agent = AgentProcess(srv.port, "-p", "1", "-r", "1", "-l", "4", "--request-timeout", "5")

@@ -54,6 +54,7 @@ class ConnectionMemory(unittest.TestCase):
     # back, each keeps at most a 64 KiB receive buffer and its idle state (14 KB): 96 KiB each.
     BOUND = CONNECTIONS * 96 * 1024
 
+    @unittest.skipIf(SANITIZER, "RSS under a sanitizer is its shadow memory and quarantine")
     def test_connections_that_made_large_requests_keep_little_memory(self):
         with Server("--max-decoded-bytes", str(self.DECODED_LIMIT), "--threads", "2") as srv:
             self._fill(srv, 30000)

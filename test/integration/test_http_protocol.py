@@ -63,7 +63,8 @@ class Framing(unittest.TestCase):
             b"POST /update/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
         ]
         for req in cases:
-            out = self.exchange(req)
+            # Closed means the peer sees EOF (or a reset) after the answer, not just the header.
+            out = exchange_until_eof(self.server.port, req)
             self.assertEqual(status_of(out), 400, req)
             self.assertIn(b"Connection: close", out, req)
         self.assertEqual(self.server.value("gauge", "f")[0], 404)

@@ -78,6 +78,10 @@ class ServerOnPostgres(unittest.TestCase):
             self.assertEqual(s.value("counter", c), (200, "11"))
             self.assertEqual(s.request("GET", "/ping")[0], 200)
 
+
+class ServerWithoutDatabase(unittest.TestCase):
+    """What -d does when no database answers: needs no DSN, so it always runs."""
+
     def test_ping_is_500_with_a_dead_database(self):
         dead = "postgres://postgres@127.0.0.1:%d/metrics?sslmode=disable&connect_timeout=1" % free_port()
         with Server("-d", dead) as s:

@@ -51,11 +51,16 @@ TEST_CASE_FIXTURE(Fixture, "URL updates map errors to the Go server's statuses")
 {
     CHECK(conn.handle(post("/update/gauge/", {}, {})).status == 404);
     CHECK(conn.handle(post("/update/gauge/x", {}, {})).status == 404);
+    CHECK(conn.handle(post("/update/gauge/x/1/", {}, {})).status == 404);
+    CHECK(conn.handle(post("/update/gauge/x/1/2", {}, {})).status == 404);
     CHECK(conn.handle(post("/update/bogus/x/1", {}, {})).status == 400);
     CHECK(conn.handle(post("/update/gauge/x/abc", {}, {})).status == 400);
     CHECK(conn.handle(post("/update/counter/x/1.5", {}, {})).status == 400);
     CHECK(conn.handle(get("/update/gauge/x/1")).status == 405);
     CHECK(conn.handle(get("/value/gauge/x")).status == 404);
+    REQUIRE(conn.handle(post("/update/gauge/x/1", {}, {})).status == 200);
+    CHECK(conn.handle(get("/value/gauge/x/")).status == 404);
+    CHECK(conn.handle(get("/value/gauge/x/1")).status == 404);
     CHECK(conn.handle(get("/value/nope/x")).status == 404);
     CHECK(conn.handle(get("/elsewhere")).status == 404);
 }
