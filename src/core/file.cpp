@@ -67,7 +67,7 @@ Opened regular_only(Fd fd)
 
 Opened open_regular_for_read(const std::string& path)
 {
-    Fd fd{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)};
+    Fd fd{::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)};
     if (!fd.ok())
         return failure(errno);
     return regular_only(std::move(fd));
@@ -75,7 +75,7 @@ Opened open_regular_for_read(const std::string& path)
 
 Opened open_regular_for_append(const std::string& path, mode_t mode)
 {
-    Fd fd{::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, mode)};
+    Fd fd{::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, mode)};
     if (!fd.ok())
         return failure(errno);
     return regular_only(std::move(fd));

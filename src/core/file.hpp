@@ -3,7 +3,8 @@
 // Opening and creating the files the server keeps (snapshot, write-ahead log, audit file)
 // safely in a directory that other users may write to, such as /tmp:
 //  - nothing follows a symbolic link planted at the path (O_NOFOLLOW, or O_EXCL on create);
-//  - nothing blocks on a FIFO or a device planted there (O_NONBLOCK while opening), and
+//  - nothing blocks on a FIFO or a device planted there (O_NONBLOCK while opening; O_NOCTTY:
+//    a terminal never becomes the daemon's controlling one), and
 //    anything but a regular file is refused;
 //  - a file to be replaced is written under a fresh unpredictable name beside it and renamed.
 // Descriptors are close-on-exec. Errors come back as one line of text for the caller to log

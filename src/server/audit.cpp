@@ -1,12 +1,11 @@
 #include "server/audit.hpp"
 
+#include "core/file.hpp"
 #include "core/json.hpp"
 #include "core/log.hpp"
 #include "http/client.hpp"
 #include "server/subnet.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -290,31 +289,25 @@ void AuditHub::release_io()
 
 std::unique_ptr<FileSink> FileSink::open(const std::string& path, std::string& error)
 {
-    // O_NONBLOCK: opening a FIFO must not hang before fstat refuses it; no effect on files.
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY,
-                          0640);
-    if (fd < 0) {
-        error = fmt::format("cannot open audit file {}: {}", path, std::strerror(errno));
+    core::file::Opened opened = core::file::open_regular_for_append(path, 0640);
+    if (!opened) {
+        error = fmt::format("cannot open audit file {}: {}", path, opened.error);
         return nullptr;
     }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        error = fmt::format("audit file {} is not a regular file", path);
-        ::close(fd);
-        return nullptr;
-    }
-    return std::unique_ptr<FileSink>{new FileSink{path, fd}};
+    return std::unique_ptr<FileSink>{new FileSink{path, std::move(opened.fd)}};
 }
 
-FileSink::FileSink(std::string path, int fd)
-    : path_(std::move(path)), name_("audit file " + path_), fd_(fd), synced_at_(std::chrono::steady_clock::now())
+FileSink::FileSink(std::string path, core::file::Fd fd)
+    : path_(std::move(path)),
+      name_("audit file " + path_),
+      fd_(std::move(fd)),
+      synced_at_(std::chrono::steady_clock::now())
 {
 }
 
 FileSink::~FileSink()
 {
     sync();
-    ::close(fd_);
 }
 
 asio::awaitable<std::size_t> FileSink::deliver(std::span<const std::string_view> events)
@@ -349,7 +342,7 @@ bool FileSink::write_all(std::span<iovec> parts, std::size_t left)
 {
     std::size_t first = 0;
     while (left > 0) {
-        const ssize_t n = ::writev(fd_, parts.data() + first, static_cast<int>(parts.size() - first));
+        const ssize_t n = ::writev(fd_.get(), parts.data() + first, static_cast<int>(parts.size() - first));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -383,7 +376,7 @@ void FileSink::sync()
 {
     if (!dirty_)
         return;
-    if (::fdatasync(fd_) != 0)
+    if (::fdatasync(fd_.get()) != 0)
         core::log::warn("{}: fdatasync failed: {}", name_, std::strerror(errno));
     dirty_ = false;
     synced_at_ = std::chrono::steady_clock::now();

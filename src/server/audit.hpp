@@ -6,6 +6,7 @@
 // waits); one coroutine per sink delivers from that sink's bounded queue.
 
 #include "core/asio.hpp"
+#include "core/file.hpp"
 #include "core/result.hpp"
 #include "server/middleware.hpp"
 
@@ -102,8 +103,8 @@ private:
     std::atomic<std::size_t> running_{0};
 };
 
-/// Appends one JSON line per event to a file through one descriptor, opened with
-/// O_APPEND|O_NOFOLLOW|O_CLOEXEC; only a regular file is accepted. Calls fdatasync at most once
+/// Appends one JSON line per event to a file through one descriptor, opened by
+/// core::file::open_regular_for_append (no symbolic link followed, only a regular file). Calls fdatasync at most once
 /// a second while events flow and within a second after the last one (so a power failure loses
 /// at most about a second of events, and a busy trail costs one sync per second, not per
 /// event), before reopening and at shutdown. reopen() (SIGHUP) opens the path again, so
@@ -122,14 +123,14 @@ public:
     void reopen() override;
 
 private:
-    FileSink(std::string path, int fd);
+    FileSink(std::string path, core::file::Fd fd);
     /// writev until `left` bytes of `parts` are written (it adjusts `parts`); false on an error.
     bool write_all(std::span<iovec> parts, std::size_t left);
     void sync();
 
     std::string path_;
     std::string name_;
-    int fd_;
+    core::file::Fd fd_;
     bool dirty_ = false;
     std::chrono::steady_clock::time_point synced_at_;
 };
