@@ -134,7 +134,7 @@ unit_targets() {
 }
 
 postgres_target=test/unit/postgres/unit_postgres
-daemon_targets=(src/server/metrics-server src/agent/metrics-agent)
+daemon_targets=(src/server/metrics-server src/agent/metrics-agent src/keygen/metrics-keygen)
 
 # The fuzz replay targets (the binaries of the meson suite `fuzz`).
 fuzz_targets() {
