@@ -131,9 +131,7 @@ class Server:
         self.tmp = tempfile.TemporaryDirectory()
         self.snapshot = snapshot or os.path.join(self.tmp.name, "metrics.json")
         self.args = [SERVER_BIN, "-a", "127.0.0.1:%d" % self.port, "-f", self.snapshot, *args]
-        self.env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-        self.env.setdefault("METRICS_LOG_LEVEL", "warn")
-        self.env.update(env or {})
+        self.env = clean_env(env)
         self.proc = None
         self.wait = wait
 
@@ -251,9 +249,7 @@ class Agent:
     say otherwise). `close()` (or leaving a `with`) stops it and checks that it exited 0."""
 
     def __init__(self, port, *args, env=None, address=None):
-        e = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-        e.setdefault("METRICS_LOG_LEVEL", "warn")
-        e.update(env or {})
+        e = clean_env(env)
         argv = [AGENT_BIN]
         if address is not False:
             argv += ["-a", address or "127.0.0.1:%d" % port]
@@ -286,7 +282,7 @@ class Agent:
             self.child.check()
 
 
-def wait_until(predicate, timeout=15, step=0.2):
+def wait_until(predicate, timeout=15, step=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -295,11 +291,38 @@ def wait_until(predicate, timeout=15, step=0.2):
     return False
 
 
+# Every variable the daemons read (env beats flags): none may leak in from the caller's shell.
 ENV_KEYS = {
-    "ADDRESS", "STORE_INTERVAL", "FILE_STORAGE_PATH", "RESTORE", "DATABASE_DSN", "KEY", "CRYPTO_KEY",
-    "TRUSTED_SUBNET", "AUDIT_FILE", "AUDIT_URL", "CONFIG", "POLL_INTERVAL", "REPORT_INTERVAL", "RATE_LIMIT",
+    "ACCESS_LOG", "ADDRESS", "AUDIT_FILE", "AUDIT_QUEUE", "AUDIT_TIMEOUT", "AUDIT_URL", "BODY_TIMEOUT", "CONFIG",
+    "CRYPTO_KEY", "DATABASE_DSN", "DATABASE_POOL", "DATABASE_QUEUE", "DATABASE_TIMEOUT", "FILE_STORAGE_PATH",
+    "HEADER_TIMEOUT", "IDLE_TIMEOUT", "KEY", "MAX_BATCH", "MAX_BODY_BYTES", "MAX_CONNECTIONS", "MAX_DECODED_BYTES",
+    "MAX_HEADER_BYTES", "MAX_URI_BYTES", "POLL_INTERVAL", "QUEUE_SIZE", "RATE_LIMIT", "REPORT_INTERVAL",
+    "REQUEST_TIMEOUT", "REQUIRE_HASH", "RESTORE", "SHUTDOWN_GRACE", "SHUTDOWN_TIMEOUT", "STORE_INTERVAL",
+    "THREADS", "TRUSTED_SUBNET", "WRITE_TIMEOUT",
 }
 
-__all__ = ["Server", "Agent", "Child", "free_port", "wait_for_port", "wait_until", "sign", "raw_exchange",
+
+def clean_env(extra=None):
+    """The caller's environment without the daemons' variables, logging warnings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    env.setdefault("METRICS_LOG_LEVEL", "warn")
+    env.update(extra or {})
+    return env
+
+
+class ServerTestCase(unittest.TestCase):
+    """Test cases that share one daemon, started with `server_args`, for the whole class."""
+
+    server_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(*cls.server_args).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+
+__all__ = ["Server", "ServerTestCase", "Agent", "Child", "clean_env", "ENV_KEYS", "free_port", "wait_for_port", "wait_until", "sign", "raw_exchange",
            "exchange_until_eof", "gzip", "json", "unittest", "START_TIMEOUT", "STOP_TIMEOUT", "SANITIZER",
            "SERVER_BIN", "AGENT_BIN", "time", "signal", "subprocess", "os", "tempfile"]

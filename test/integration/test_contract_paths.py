@@ -8,7 +8,6 @@ import socket
 import threading
 
 from harness import *  # noqa: F401,F403
-from harness import ENV_KEYS
 
 # The connection's starting receive buffer (src/server/listener.cpp, initial_buffer) and the size
 # above which it is given back after a request (retained_buffer).
@@ -57,15 +56,7 @@ def counter_batch(prefix, count, delta):
     return [{"id": "%s_%05d" % (prefix, i), "type": "counter", "delta": delta} for i in range(count)]
 
 
-class Routing(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-
+class Routing(ServerTestCase):
     def test_extra_path_segments_are_404_and_change_nothing(self):
         s = self.server
         for path in ["/update/gauge/seg/1/extra", "/update/counter/seg/1/", "/update/gauge/seg/1/2/3"]:
@@ -358,10 +349,7 @@ def counter(server, name):
 
 
 def agent_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-    env.setdefault("METRICS_LOG_LEVEL", "warn")
-    env.update(extra)
-    return env
+    return clean_env(extra)
 
 
 class HoldingServer:

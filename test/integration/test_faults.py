@@ -18,7 +18,7 @@ import time
 import unittest
 import uuid
 
-from harness import AGENT_BIN, ENV_KEYS, SANITIZER, Server
+from harness import AGENT_BIN, SANITIZER, Server, clean_env
 
 DSN = os.environ.get("METRICS_TEST_DSN", "")
 PGDIR = os.environ.get("METRICS_TEST_PGDIR", "")
@@ -337,8 +337,7 @@ def status_kb(pid, field):
 
 class AgentProcess:
     def __init__(self, port, *args):
-        env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
-        env["METRICS_LOG_LEVEL"] = "info"
+        env = clean_env({"METRICS_LOG_LEVEL": "info"})
         self.proc = subprocess.Popen([AGENT_BIN, "-a", "127.0.0.1:%d" % port, *args], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -9,14 +9,8 @@ def status_of(response):
     return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.") else None
 
 
-class Framing(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server("-max-header-bytes", "2048", "-max-body-bytes", "65536", "-max-uri-bytes", "512").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class Framing(ServerTestCase):
+    server_args = ("-max-header-bytes", "2048", "-max-body-bytes", "65536", "-max-uri-bytes", "512")
 
     def exchange(self, data):
         return raw_exchange(self.server.port, data)

@@ -14,29 +14,11 @@ KEYGEN_BIN = os.path.join(os.path.dirname(SERVER_BIN), "..", "keygen", "metrics-
 UPDATE = {"Content-Type": "application/json"}
 
 
-def clean_env(extra=None):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("ADDRESS", "KEY", "CRYPTO_KEY", "TRUSTED_SUBNET", "AUDIT_FILE", "AUDIT_URL", "CONFIG",
-                        "POLL_INTERVAL", "REPORT_INTERVAL", "RATE_LIMIT")}
-    env.setdefault("METRICS_LOG_LEVEL", "warn")
-    env.update(extra or {})
-    return env
-
-
 def run_server_to_exit(*args, timeout=10):
     """Starts a server that must refuse to start: (exit status, stderr text)."""
     p = subprocess.run([SERVER_BIN, "-a", "127.0.0.1:%d" % free_port(), "-f", "", *args], env=clean_env(),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     return p.returncode, p.stderr.decode()
-
-
-def wait_until(predicate, timeout=15, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def ipv6_loopback():
@@ -67,14 +49,8 @@ class Agent:
 # ---------------------------------------------------------------------------------------------
 # Trusted subnet
 
-class TrustedSubnet(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server("-t", "127.0.0.0/8").start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class TrustedSubnet(ServerTestCase):
+    server_args = ("-t", "127.0.0.0/8")
 
     def post(self, headers):
         return self.server.request("POST", "/update/counter/subnet/1", headers=headers)[0]

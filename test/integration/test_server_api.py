@@ -3,15 +3,7 @@
 from harness import *  # noqa: F401,F403
 
 
-class UpdateAndValueByUrl(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-
+class UpdateAndValueByUrl(ServerTestCase):
     def test_gauge_update_then_value_in_shortest_fixed_form(self):
         s = self.server
         for sent, shown in [("1.5", "1.5"), ("123456.7", "123456.7"), ("1234", "1234"), ("0.000001", "0.000001"),
@@ -84,15 +76,7 @@ class UpdateAndValueByUrl(unittest.TestCase):
         self.assertEqual(self.server.request("POST", "/update/gauge/%s/1" % ("n" * 255))[0], 200)
 
 
-class JsonEndpoints(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-
+class JsonEndpoints(ServerTestCase):
     def test_update_returns_the_metric_after_the_update(self):
         s = self.server
         status, headers, body = s.post_json("/update/", {"id": "jg", "type": "gauge", "value": 0.1})
@@ -207,15 +191,7 @@ class PagesAndProbes(unittest.TestCase):
         c.close()
 
 
-class Compression(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-
+class Compression(ServerTestCase):
     def test_gzip_request_body_is_inflated(self):
         body = gzip.compress(json.dumps([{"id": "gz", "type": "counter", "delta": 5}]).encode())
         status, _, _ = self.server.request("POST", "/updates/", body,
@@ -256,16 +232,9 @@ class Compression(unittest.TestCase):
         self.assertNotIn("content-encoding", h)
 
 
-class Signing(unittest.TestCase):
+class Signing(ServerTestCase):
     KEY = "s3cret"
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server("-k", cls.KEY).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+    server_args = ("-k", KEY)
 
     def test_good_hash_is_accepted_and_response_is_signed(self):
         body = json.dumps({"id": "sig", "type": "gauge", "value": 3}).encode()
