@@ -6,6 +6,7 @@
 // the buffer and within the limits; the parser never needs more than max_message_bytes().
 #include "http/parser.hpp"
 #include "unit/http/support.hpp"
+#include "support/fuzz_check.hpp"
 
 #include <algorithm>
 #include <array>
@@ -17,14 +18,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#define FUZZ_CHECK(c)                                                          \
-    do {                                                                       \
-        if (!(c)) {                                                            \
-            std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c); \
-            std::abort();                                                      \
-        }                                                                      \
-    } while (false)
 
 namespace {
 

@@ -3,6 +3,7 @@
 // limits. Invariants: both ways agree; a done response lies inside the buffer and within the
 // limits; the parser never needs more than Limits::max_message_bytes().
 #include "http/parser.hpp"
+#include "support/fuzz_check.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -10,14 +11,6 @@
 #include <cstdlib>
 #include <string_view>
 #include <vector>
-
-#define FUZZ_CHECK(c)                                                          \
-    do {                                                                       \
-        if (!(c)) {                                                            \
-            std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c); \
-            std::abort();                                                      \
-        }                                                                      \
-    } while (false)
 
 namespace {
 

@@ -15,6 +15,7 @@
 #include "server/offline.hpp"
 #include "server/pipeline.hpp"
 #include "storage/memory.hpp"
+#include "support/fuzz_check.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -24,14 +25,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-
-#define FUZZ_CHECK(c)                                                                           \
-    do {                                                                                        \
-        if (!(c)) {                                                                             \
-            std::fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #c);      \
-            std::abort();                                                                       \
-        }                                                                                       \
-    } while (false)
 
 namespace {
 
