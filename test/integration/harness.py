@@ -86,6 +86,16 @@ class Child:
             raise AssertionError("%s ended with status %s, expected %s\n%s"
                                  % (self.name, status, self.expected_status, self.stderr_tail()))
 
+    def leave(self, failed):
+        """The end of a `with`: after a failure in the body, shows the child's stderr and stops
+        it without judging its status (the failure is the news); otherwise check()s it."""
+        if failed:
+            print(self.stderr_tail(), file=sys.stderr)
+            self.signal(signal.SIGTERM)
+            self.checked = True
+        else:
+            self.check()
+
     def stderr_text(self):
         with open(self.stderr_path, "rb") as f:
             return f.read().decode(errors="replace")
@@ -168,12 +178,7 @@ class Server:
     def __exit__(self, *exc):
         try:
             if self.proc is not None:
-                if exc and exc[0] is not None:
-                    print(self.child.stderr_tail(), file=sys.stderr)
-                    self.child.signal(signal.SIGTERM)
-                    self.child.checked = True
-                else:
-                    self.child.check()
+                self.child.leave(bool(exc) and exc[0] is not None)
         finally:
             self.tmp.cleanup()
 
@@ -274,12 +279,19 @@ class Agent:
         return self
 
     def __exit__(self, *exc):
-        if exc and exc[0] is not None:
-            print(self.child.stderr_tail(), file=sys.stderr)
-            self.child.signal(signal.SIGTERM)
-            self.child.checked = True
-        else:
-            self.child.check()
+        self.child.leave(bool(exc) and exc[0] is not None)
+
+
+def gauge(server, name):
+    """A gauge's value through POST /value/, or None when the server does not know it."""
+    status, _, body = server.post_json("/value/", {"id": name, "type": "gauge"})
+    return json.loads(body)["value"] if status == 200 else None
+
+
+def counter(server, name):
+    """A counter's total through POST /value/, or None when the server does not know it."""
+    status, _, body = server.post_json("/value/", {"id": name, "type": "counter"})
+    return json.loads(body)["delta"] if status == 200 else None
 
 
 def wait_until(predicate, timeout=15, step=0.05):
@@ -323,6 +335,6 @@ class ServerTestCase(unittest.TestCase):
     def tearDownClass(cls):
         cls.server.__exit__(None, None, None)
 
-__all__ = ["Server", "ServerTestCase", "Agent", "Child", "clean_env", "ENV_KEYS", "free_port", "wait_for_port", "wait_until", "sign", "raw_exchange",
+__all__ = ["Server", "ServerTestCase", "Agent", "Child", "clean_env", "ENV_KEYS", "gauge", "counter", "free_port", "wait_for_port", "wait_until", "sign", "raw_exchange",
            "exchange_until_eof", "gzip", "json", "unittest", "START_TIMEOUT", "STOP_TIMEOUT", "SANITIZER",
            "SERVER_BIN", "AGENT_BIN", "time", "signal", "subprocess", "os", "tempfile"]

@@ -11,16 +11,6 @@ SYSTEM_NAMES = ["TotalMemory", "FreeMemory", "CPUutilization1", "RandomValue"]
 MOVING = ["Frees", "Mallocs", "TotalAlloc", "RandomValue"]
 
 
-def gauge(server, name):
-    status, _, body = server.post_json("/value/", {"id": name, "type": "gauge"})
-    return json.loads(body)["value"] if status == 200 else None
-
-
-def counter(server, name):
-    status, _, body = server.post_json("/value/", {"id": name, "type": "counter"})
-    return json.loads(body)["delta"] if status == 200 else None
-
-
 # CI builds the agent: there a missing binary fails every test instead of skipping it.
 AGENT_REQUIRED = os.environ.get("CI", "") not in ("", "0", "false")
 

@@ -338,16 +338,6 @@ class SnapshotsAndConfiguration(unittest.TestCase):
 GO_CPU = re.compile(r"^cpu(\d+) ", re.M)
 
 
-def gauge(server, name):
-    status, _, body = server.post_json("/value/", {"id": name, "type": "gauge"})
-    return json.loads(body)["value"] if status == 200 else None
-
-
-def counter(server, name):
-    status, _, body = server.post_json("/value/", {"id": name, "type": "counter"})
-    return json.loads(body)["delta"] if status == 200 else None
-
-
 def agent_env(**extra):
     return clean_env(extra)
 
