@@ -53,6 +53,8 @@ struct OwnedMetric {
     Kind kind = Kind::gauge;
     double value = 0;
     std::int64_t delta = 0;
+    std::int64_t updated_at = 0;  ///< Unix milliseconds of its last update (0: unknown)
+    std::uint64_t seq = 0;        ///< write-ahead-log sequence number of its last change (0: none)
 
     Metric view() const noexcept { return {id, kind, value, delta}; }
     friend bool operator==(const OwnedMetric&, const OwnedMetric&) = default;

@@ -4,6 +4,7 @@
 #include "core/metric.hpp"
 #include "core/result.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <vector>
@@ -16,49 +17,65 @@ using core::Metric;
 using core::OwnedMetric;
 using core::Result;
 
-/// What handlers use: the memory store (optionally with snapshots) or PostgreSQL.
-/// All methods are coroutines so that a database never blocks a server thread; memory
-/// implementations complete without suspending. Thread-safe: called from any strand.
-/// `Metric::id` views passed in must stay valid until the returned awaitable completes
-/// (they point into the caller's request buffer); views in results point into the same input.
+/// The one operation a request asks of the storage.
+enum class Op : std::uint8_t {
+    update,        ///< gauge replaces, counter adds; answers the metric after it (a counter's total in `delta`)
+    get,           ///< answers the current value; unknown: Errc::not_found
+    remove,        ///< deletes one metric and answers its last value; unknown: Errc::not_found
+    update_batch,  ///< atomically and in order; each element's result goes to `stored`; the answer's metric is unused
+};
+
+/// An operation and its operands. `Metric::id` and `batch` view the caller's request buffer and
+/// must stay valid until the answer; ids in answers view the same input.
+struct Request {
+    Op op = Op::get;
+    Metric metric{};                        ///< update: the update; get, remove: kind and id
+    std::span<const Metric> batch{};        ///< update_batch: validated elements, an id may repeat
+    std::vector<Metric>* stored = nullptr;  ///< update_batch: cleared, then each element as it stood right after its own update
+};
+
+// TRANSITIONAL (removed when every storage implements try_now/run): the old per-operation
+// virtuals below stay until the routing and storage work of the write-ahead-log change lands.
+
+/// What handlers use: memory (optionally with a log and snapshots) or PostgreSQL. Thread-safe:
+/// called from any strand. Answers: success means applied, and durable as the storage's mode
+/// promises; an error means nothing changed (except Errc::outcome_unknown).
 class Storage {
 public:
     virtual ~Storage() = default;
 
-    /// Applies one update (gauge replaces, counter adds) and returns the metric after it
-    /// (a counter carries its new total in `delta`). Overflow: Errc::counter_overflow, nothing changed.
-    virtual core::awaitable<Result<Metric>> apply(Metric update) = 0;
+    /// Runs `request` at once when it needs no waiting (memory; a log on an interval) and
+    /// returns the answer; else std::nullopt, nothing has run, and the caller awaits run().
+    virtual std::optional<Result<Metric>> try_now(const Request& request);
+    /// try_now never answers std::nullopt: a handler may run as a plain call, without a
+    /// coroutine frame (server::Handler::answers_now).
+    virtual bool answers_now() const { return false; }
+    /// Runs `request`, waiting as needed.
+    virtual core::awaitable<Result<Metric>> run(Request request);
 
-    /// Applies a whole batch atomically, in order (an id may repeat); `stored` receives, in input
-    /// order, each metric as it stood right after its own update. Any failure: nothing changed.
-    /// Callers validate names and values first; storage checks only overflow.
-    virtual core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch,
-                                                      std::vector<Metric>& stored) = 0;
+    /// Every live metric (expired ones excluded), sorted by (id, kind), gauges before counters
+    /// for the same id, each with its update time.
+    virtual core::awaitable<Result<std::vector<OwnedMetric>>> list() = 0;
 
-    /// The current value; unknown metric: Errc::not_found. `id` as given.
-    virtual core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) = 0;
+    /// Healthy and reachable, and its log (if any) is writable.
+    virtual core::awaitable<bool> ping() = 0;
 
-    /// apply(), get() and apply_batch() done at once when they need no waiting (memory;
-    /// snapshots on an interval), else std::nullopt and the caller awaits the coroutine: a
-    /// handler on the memory store then spends no coroutine frame on storage.
+    /// Graceful stop: flush and close. Idempotent.
+    virtual core::awaitable<void> close() = 0;
+
+    // TRANSITIONAL: the old interface, which the defaults of try_now and run call.
+    virtual core::awaitable<Result<Metric>> apply(Metric) { co_return Errc::storage_unavailable; }
+    virtual core::awaitable<Result<void>> apply_batch(std::span<const Metric>, std::vector<Metric>&)
+    {
+        co_return Errc::storage_unavailable;
+    }
+    virtual core::awaitable<Result<Metric>> get(Kind, std::string_view) { co_return Errc::storage_unavailable; }
     virtual std::optional<Result<Metric>> apply_now(const Metric&) { return std::nullopt; }
     virtual std::optional<Result<Metric>> get_now(Kind, std::string_view) { return std::nullopt; }
     virtual std::optional<Result<void>> apply_batch_now(std::span<const Metric>, std::vector<Metric>&)
     {
         return std::nullopt;
     }
-    /// The three *_now calls above never answer std::nullopt: a handler may then run as a plain
-    /// call, without any coroutine frame (server::Handler::answers_now).
-    virtual bool answers_now() const { return false; }
-
-    /// Every metric, sorted by (id, kind), gauges before counters for the same id.
-    virtual core::awaitable<Result<std::vector<OwnedMetric>>> list() = 0;
-
-    /// Healthy and reachable (memory: always).
-    virtual core::awaitable<bool> ping() = 0;
-
-    /// Graceful stop: flush (final snapshot) and close connections. Idempotent.
-    virtual core::awaitable<void> close() = 0;
 };
 
 }  // namespace storage
