@@ -24,6 +24,10 @@ std::optional<int> load_config(int argc, const char* const* argv, Config& c)
     o.add_seconds({"shutdown-timeout"}, "SHUTDOWN_TIMEOUT", "shutdown_timeout", &c.shutdown_timeout,
                   "time pending reports get at shutdown");
     o.set_config_file_option({"c", "config"}, "CONFIG");
+    o.add_choice({"log-format"}, "LOG_FORMAT", "log_format", &c.log_format, {"text", "json"},
+                 "log lines as text or as JSON objects (ts, level, msg and fields)");
+    o.add_choice({"log-level"}, "LOG_LEVEL", "log_level", &c.log_level, {"", "debug", "info", "warn", "error"},
+                 "lowest level logged (empty: METRICS_LOG_LEVEL, else info)");
     if (auto exit = o.parse(argc, argv))
         return exit->code;
     return std::nullopt;

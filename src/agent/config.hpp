@@ -21,6 +21,8 @@ struct Config {
     std::int64_t queue_size = 16;
     std::chrono::milliseconds request_timeout = std::chrono::seconds{5};
     std::chrono::milliseconds shutdown_timeout = std::chrono::seconds{5};
+    std::string log_format = "text";  ///< text or json
+    std::string log_level;            ///< empty: METRICS_LOG_LEVEL, else info
 };
 
 /// Fills `config` from flags, environment and the JSON config file (env > flag > file >

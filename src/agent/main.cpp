@@ -13,6 +13,7 @@ int main(int argc, char** argv)
     agent::Config config;
     if (auto exit = agent::load_config(argc, argv, config))
         return *exit;
+    core::log::configure(config.log_format, config.log_level);  // both checked by load_config
     auto options = agent::make_options(config);
     if (!options) {
         std::fprintf(stderr, "metrics-agent: invalid server address \"%s\"\n", config.address.c_str());

@@ -3,6 +3,7 @@
 #include "core/number.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <simdjson.h>
 
 #include <algorithm>
@@ -156,6 +157,37 @@ void Options::add_seconds(std::initializer_list<std::string_view> names, std::st
     options_.back().default_text = format_duration(*target);
 }
 
+void Options::add_choice(std::initializer_list<std::string_view> names, std::string_view env,
+                         std::string_view json_key, std::string* target,
+                         std::initializer_list<std::string_view> choices, std::string_view help)
+{
+    add_string(names, env, json_key, target, help);
+    for (std::string_view c : choices)
+        options_.back().choices.emplace_back(c);
+}
+
+namespace {
+
+/// The choices worth naming in help and errors (an accepted "" means "not set").
+std::vector<std::string_view> named_choices(const std::vector<std::string>& choices)
+{
+    std::vector<std::string_view> named;
+    for (const std::string& c : choices)
+        if (!c.empty())
+            named.emplace_back(c);
+    return named;
+}
+
+}  // namespace
+
+bool Options::allowed(const Option& o, std::string_view text, std::string& why)
+{
+    if (o.choices.empty() || std::find(o.choices.begin(), o.choices.end(), text) != o.choices.end())
+        return true;
+    why = fmt::format("not one of {}", fmt::join(named_choices(o.choices), ", "));
+    return false;
+}
+
 void Options::set_config_file_option(std::initializer_list<std::string_view> names, std::string_view env)
 {
     config_names_.assign(names.begin(), names.end());
@@ -172,6 +204,8 @@ std::optional<Options::Value> Options::parse_text(const Option& o, std::string_v
 {
     switch (o.type) {
     case Type::string:
+        if (!allowed(o, text, why))
+            return std::nullopt;
         return Value{std::string{text}};
     case Type::integer: {
         Result<std::int64_t> v = parse_counter(text);
@@ -304,10 +338,10 @@ std::optional<Options::Exit> Options::read_config_file(const std::string& path)
         std::string why;
         switch (o.type) {
         case Type::string:
-            if (value.is_string())
-                o.from_file = Value{std::string{value.get_string().value_unsafe()}};
-            else
+            if (!value.is_string())
                 why = "must be a string";
+            else if (std::string_view given = value.get_string().value_unsafe(); allowed(o, given, why))
+                o.from_file = Value{std::string{given}};
             break;
         case Type::integer:
             if (!value.is_int64())
@@ -417,7 +451,8 @@ void Options::print_help() const
                    summary_, program_);
     for (const Option& o : options_) {
         fmt::format_to(std::back_inserter(b), "  {}{}\n      {}\n      default {}", names(o.names),
-                       value_hint(o.type), o.help, o.default_text);
+                       o.choices.empty() ? std::string{value_hint(o.type)} : fmt::format(" <{}>", fmt::join(named_choices(o.choices), "|")),
+                       o.help, o.default_text);
         if (o.type == Type::integer)
             fmt::format_to(std::back_inserter(b), ", range [{}, {}]", o.min, o.max);
         if (!o.env.empty())

@@ -43,6 +43,10 @@ public:
                   bool* target, std::string_view help);
     void add_seconds(std::initializer_list<std::string_view> names, std::string_view env, std::string_view json_key,
                      std::chrono::milliseconds* target, std::string_view help);
+    /// A string that must be one of `choices` (exact); anything else is refused like an
+    /// unparsable value. The target's value on entry is the default.
+    void add_choice(std::initializer_list<std::string_view> names, std::string_view env, std::string_view json_key,
+                    std::string* target, std::initializer_list<std::string_view> choices, std::string_view help);
     /// The flag and variable naming the JSON config file (e.g. {"c", "config"}, "CONFIG");
     /// without it no file is read.
     void set_config_file_option(std::initializer_list<std::string_view> names, std::string_view env);
@@ -79,6 +83,7 @@ private:
         std::int64_t min = 0;
         std::int64_t max = 0;
         std::string default_text;
+        std::vector<std::string> choices;  ///< strings only: the accepted values (empty: any)
         std::optional<Value> from_flag;
         std::optional<Value> from_env;
         std::optional<Value> from_file;
@@ -86,6 +91,8 @@ private:
 
     void add(std::initializer_list<std::string_view> names, std::string_view env, std::string_view json_key,
              std::string_view help, Type type, void* target);
+    /// Whether `text` is acceptable for the string option `o`; else the reason in `why`.
+    static bool allowed(const Option& o, std::string_view text, std::string& why);
     /// Parses flag or variable text; on failure returns nullopt with the reason in `why`.
     std::optional<Value> parse_text(const Option& o, std::string_view text, std::string& why) const;
     Option* find(std::string_view name);

@@ -72,6 +72,10 @@ std::optional<int> load_config(int argc, const char* const* argv, Config& c)
     o.add_seconds({"write-timeout"}, "WRITE_TIMEOUT", "write_timeout", &c.write_timeout, "one response write");
     o.add_seconds({"shutdown-grace"}, "SHUTDOWN_GRACE", "shutdown_grace", &c.shutdown_grace,
                   "time in-flight requests get at shutdown");
+    o.add_choice({"log-format"}, "LOG_FORMAT", "log_format", &c.log_format, {"text", "json"},
+                 "log lines as text or as JSON objects (ts, level, msg and fields)");
+    o.add_choice({"log-level"}, "LOG_LEVEL", "log_level", &c.log_level, {"", "debug", "info", "warn", "error"},
+                 "lowest level logged (empty: METRICS_LOG_LEVEL, else info)");
     o.set_config_file_option({"c", "config"}, "CONFIG");
     if (auto exit = o.parse(argc, argv))
         return exit->code;

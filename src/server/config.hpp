@@ -29,6 +29,8 @@ struct Config {
     std::int64_t audit_queue = 10000;  ///< events each audit sink's queue holds
     std::chrono::milliseconds audit_timeout = std::chrono::seconds{5};  ///< one POST to the audit URL
 
+    std::string log_format = "text";  ///< text or json
+    std::string log_level;            ///< empty: METRICS_LOG_LEVEL, else info
     std::int64_t threads = 0;  ///< 0: one per hardware thread
     bool access_log = true;
     std::int64_t max_header_bytes = 16 * 1024;

@@ -72,13 +72,21 @@ std::string prepare_protections(const server::Config& c, Protections& p)
 }
 
 /// SIGHUP: audit files are reopened (log rotation). Runs until the signal set is cancelled.
-asio::awaitable<void> reopen_on_hangup(asio::signal_set& hangup, server::AuditHub& audit)
+/// SIGHUP (`systemctl reload`) reopens the audit file, which rotation may have moved away, and
+/// re-reads nothing else: configuration changes need a restart. Without an audit file it only
+/// logs, so that a reload never stops the daemon.
+asio::awaitable<void> reopen_on_hangup(asio::signal_set& hangup, server::AuditHub* audit)
 {
     for (;;) {
         auto [ec, signo] = co_await hangup.async_wait(core::use_nothrow_awaitable);
         if (ec)
             co_return;
-        audit.reopen();
+        if (audit != nullptr) {
+            core::log::info("signal {}: reopening the audit file", signo);
+            audit->reopen();
+        } else {
+            core::log::info("signal {}: nothing to reopen", signo);
+        }
     }
 }
 
@@ -182,6 +190,7 @@ int main(int argc, char** argv)
     server::Config config;
     if (auto exit = server::load_config(argc, argv, config))
         return *exit;
+    core::log::configure(config.log_format, config.log_level);  // both checked by load_config
     auto endpoint = server::resolve_listen_address(config.address);
     if (!endpoint) {
         std::fprintf(stderr, "metrics-server: invalid listen address \"%s\"\n", config.address.c_str());
@@ -233,12 +242,10 @@ int main(int argc, char** argv)
     core::log::info("metrics-server {} listening on {}:{} with {} threads", METRICS_VERSION,
                     local.address().to_string(), local.port(), threads);
 
-    asio::signal_set hangup{ioc};
-    if (protections.audit) {
+    asio::signal_set hangup{ioc, SIGHUP};
+    if (protections.audit)
         protections.audit->start(ioc.get_executor());
-        hangup.add(SIGHUP);
-        asio::co_spawn(ioc, reopen_on_hangup(hangup, *protections.audit), asio::detached);
-    }
+    asio::co_spawn(ioc, reopen_on_hangup(hangup, protections.audit.get()), asio::detached);
     asio::co_spawn(ioc, listener.run(), asio::detached);
     asio::co_spawn(ioc,
                    shutdown_on_signal(ioc, signals, listener, *storages.active, protections.audit.get(),

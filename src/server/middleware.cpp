@@ -136,6 +136,17 @@ void AccessLog::after(Exchange& ex) const
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - ex.started);
     if (core::log::threshold() > core::log::Level::info)
         return;
+    if (core::log::format() == core::log::Format::json) {
+        using core::log::Field;
+        const Field fields[] = {Field::string("peer", ex.peer),
+                                Field::string("method", ex.request.method_text),
+                                Field::string("target", ex.request.target),
+                                Field::integer("status", ex.response.status),
+                                Field::integer("bytes", static_cast<std::int64_t>(ex.response.payload().size())),
+                                Field::integer("duration_us", us.count())};
+        core::log::write(core::log::Level::info, "request", fields);
+        return;
+    }
     // Formatted on the stack: the access log costs one write(2), no allocation.
     fmt::basic_memory_buffer<char, 512> line;
     fmt::format_to(std::back_inserter(line), "{} {} {} {} {}B {}us", ex.peer,

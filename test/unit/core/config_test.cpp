@@ -21,6 +21,7 @@ struct Settings {
     bool restore = true;
     std::chrono::milliseconds interval = 300s;
     std::string file = "/tmp/db.json";
+    std::string format = "text";
 };
 
 // Runs Options::parse over `args` with a fake environment, capturing stdout and stderr.
@@ -38,6 +39,7 @@ struct Run {
         o.add_bool({"r", "restore"}, "RESTORE", "restore", &s.restore, "load the snapshot");
         o.add_seconds({"i"}, "STORE_INTERVAL", "store_interval", &s.interval, "seconds between snapshots");
         o.add_string({"f"}, "FILE_STORAGE_PATH", "store_file", &s.file, "snapshot file");
+        o.add_choice({"log-format"}, "LOG_FORMAT", "log_format", &s.format, {"", "text", "json"}, "line format");
         o.set_config_file_option({"c", "config"}, "CONFIG");
 
         char* out_data = nullptr;
@@ -363,4 +365,33 @@ TEST_CASE("unknown config keys draw a warning, null keys count as absent")
     CHECK(run.s.address == "localhost:8080");
     CHECK(run.s.limit == 2);
     CHECK(run.err.find("unknown key \"future_option\"") != std::string::npos);
+}
+
+TEST_CASE("a choice takes only its listed values, from every source")
+{
+    Run run;
+    CHECK(run({"--log-format=json"}) == std::nullopt);
+    CHECK(run.s.format == "json");
+
+    Run empty;
+    CHECK(empty({"--log-format="}) == std::nullopt);  // "" is listed: explicitly not set
+    CHECK(empty.s.format.empty());
+
+    Run bad_flag;
+    CHECK(bad_flag({"--log-format=xml"}) == 2);
+    CHECK(bad_flag.err == "prog: invalid value \"xml\" for flag -log-format: not one of text, json\n");
+
+    Run bad_env;
+    bad_env.env["LOG_FORMAT"] = "JSON";  // exact: case matters
+    CHECK(bad_env({}) == 2);
+    CHECK(bad_env.s.format == "text");
+
+    TempFile file{R"({"log_format": "yaml"})"};
+    Run bad_file;
+    CHECK(bad_file({"-c", file.path()}) == 1);
+    CHECK(bad_file.err.find("not one of text, json") != std::string::npos);
+
+    Run help;
+    CHECK(help({"--help"}) == 0);
+    CHECK(help.out.find("--log-format <text|json>") != std::string::npos);
 }
