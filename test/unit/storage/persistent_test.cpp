@@ -168,7 +168,10 @@ TEST_CASE("restore loads a snapshot file into memory")
         auto n = PersistentStorage::restore(memory, file);
         REQUIRE(n);
         CHECK(*n == 2);
-        CHECK(memory.list() == saved);
+        auto listed = memory.list();
+        for (auto& m : listed)
+            m.updated_at = 0;  // unknown in the file: restore stamps it with the time of the restart
+        CHECK(listed == saved);
     }
     SUBCASE("a missing file loads nothing") {
         auto n = PersistentStorage::restore(memory, file);
