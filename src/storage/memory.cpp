@@ -1,110 +1,76 @@
 #include "storage/memory.hpp"
 
-#include <utility>
-
 namespace storage {
 
-namespace detail {
+MemoryStorage::MemoryStorage(MapOptions options) : map_(options) {}
 
-MemoryStorage& MemoryStorageAsync::self() noexcept
-{
-    return static_cast<MemoryStorage&>(*this);
-}
+MemoryStorage::~MemoryStorage() = default;
 
-core::awaitable<Result<Metric>> MemoryStorageAsync::apply(Metric update)
+// The answer is built in place in the optional (see MemoryMap::update_into).
+std::optional<Result<Metric>> MemoryStorage::try_now(const Request& r)
 {
-    co_return self().apply(update);
-}
-
-core::awaitable<Result<void>> MemoryStorageAsync::apply_batch(std::span<const Metric> batch,
-                                                              std::vector<Metric>& stored)
-{
-    co_return self().apply_batch(batch, &stored);
-}
-
-core::awaitable<Result<Metric>> MemoryStorageAsync::get(Kind kind, std::string_view id)
-{
-    co_return std::as_const(self()).get(kind, id);
-}
-
-std::optional<Result<Metric>> MemoryStorageAsync::apply_now(const Metric& update)
-{
-    std::optional<Result<Metric>> out{std::in_place, Metric{}};
-    self().map_.update_into(update, self().stamp(), *out);
-    return out;
-}
-
-std::optional<Result<Metric>> MemoryStorageAsync::get_now(Kind kind, std::string_view id)
-{
-    std::optional<Result<Metric>> out{std::in_place, Metric{}};
-    self().map_.get_into(kind, id, *out);
-    return out;
-}
-
-std::optional<Result<void>> MemoryStorageAsync::apply_batch_now(std::span<const Metric> batch,
-                                                                std::vector<Metric>& stored)
-{
-    return self().apply_batch(batch, &stored);
-}
-
-std::optional<Result<Metric>> MemoryStorageAsync::try_now(const Request& r)
-{
-    MemoryMap& map = self().map_;
     std::optional<Result<Metric>> out{std::in_place, Metric{}};
     switch (r.op) {
     case Op::update:
-        map.update_into(r.metric, self().stamp(), *out);
+        map_.update_into(r.metric, stamp(), *out);
         break;
     case Op::get:
-        map.get_into(r.metric.kind, r.metric.id, *out);
+        map_.get_into(r.metric.kind, r.metric.id, *out);
         break;
     case Op::remove:
-        *out = map.remove(r.metric.kind, r.metric.id, self().stamp());
+        *out = map_.remove(r.metric.kind, r.metric.id, stamp());
         break;
     case Op::update_batch:
-        if (const Result<void> done = map.update_batch(r.batch, r.stored, self().stamp()); !done)
+        if (const Result<void> done = map_.update_batch(r.batch, r.stored, stamp()); !done)
             *out = done.error();
         break;
     }
     return out;
 }
 
-core::awaitable<Result<Metric>> MemoryStorageAsync::run(Request r)
+core::awaitable<Result<Metric>> MemoryStorage::run(Request r)
 {
     co_return *try_now(r);
 }
 
-core::awaitable<Result<std::vector<OwnedMetric>>> MemoryStorageAsync::list()
+core::awaitable<Result<std::vector<OwnedMetric>>> MemoryStorage::list()
 {
-    co_return std::as_const(self()).list();
+    co_return map_.list();
 }
 
-core::awaitable<bool> MemoryStorageAsync::ping()
+core::awaitable<bool> MemoryStorage::ping()
 {
     co_return true;
 }
 
-core::awaitable<void> MemoryStorageAsync::close()
+core::awaitable<void> MemoryStorage::close()
 {
+    closed_.store(true);
     co_return;
 }
 
-}  // namespace detail
-
-MemoryStorage::MemoryStorage(MapOptions options) : map_(options) {}
-
-MemoryStorage::~MemoryStorage() = default;
-
-double MemoryStorage::gauge(std::string_view id) const
+std::size_t MemoryStorage::sweep_step(std::size_t budget)
 {
-    const Result<Metric> m = get(Kind::gauge, id);
-    return m ? m->value : 0;
+    std::lock_guard lock{sweep_mutex_};
+    const Stamp now = stamp();
+    expired_.clear();
+    map_.collect_expired(now.time, budget, sweep_cursor_, expired_);
+    std::size_t removed = 0;
+    for (const auto& [kind, id] : expired_)
+        removed += map_.expire(kind, id, now) ? 1 : 0;
+    return removed;
 }
 
-std::int64_t MemoryStorage::counter(std::string_view id) const
+core::awaitable<void> MemoryStorage::sweep_expired(std::chrono::milliseconds period, std::size_t budget)
 {
-    const Result<Metric> m = get(Kind::counter, id);
-    return m ? m->delta : 0;
+    asio::steady_timer timer{co_await asio::this_coro::executor};
+    while (!closed_.load()) {
+        timer.expires_after(period);
+        const auto [ec] = co_await timer.async_wait(core::use_nothrow_awaitable);
+        if (ec || closed_.load())
+            co_return;
+        sweep_step(budget);
+    }
 }
 
 }  // namespace storage

@@ -4,63 +4,21 @@
 #include "storage/storage.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
-#include <cstring>
-#include <cstdint>
-#include <functional>
-#include <memory>
-#include <new>
 #include <mutex>
-#include <shared_mutex>
-#include <span>
 #include <string>
-#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace storage {
 
-class MemoryStorage;
-
-namespace detail {
-
-/// The async `Storage` face of MemoryStorage: each coroutine calls the synchronous version and
-/// completes without suspending. A separate base only because C++ cannot overload on the return
-/// type: MemoryStorage's synchronous apply/get/list (different parameter lists or const) hide
-/// these, so `store.apply(m)` on a MemoryStorage is synchronous and on a `Storage&` is async.
-class MemoryStorageAsync : public Storage {
-public:
-    core::awaitable<Result<Metric>> apply(Metric update) override;
-    core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch, std::vector<Metric>& stored) override;
-    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
-    std::optional<Result<Metric>> apply_now(const Metric& update) override;
-    std::optional<Result<Metric>> get_now(Kind kind, std::string_view id) override;
-    std::optional<Result<void>> apply_batch_now(std::span<const Metric> batch, std::vector<Metric>& stored) override;
-    bool answers_now() const override { return true; }
-    core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
-    std::optional<Result<Metric>> try_now(const Request& request) override;
-    core::awaitable<Result<Metric>> run(Request request) override;
-    core::awaitable<bool> ping() override;
-    core::awaitable<void> close() override;
-
-private:
-    friend class storage::MemoryStorage;
-    MemoryStorageAsync() = default;
-    MemoryStorage& self() noexcept;
-};
-
-}  // namespace detail
-
-// The synchronous members below intentionally hide the async overloads of the base (see
-// detail::MemoryStorageAsync); clang and GCC >= 13 would warn about exactly that.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Woverloaded-virtual"
-
-/// The memory-only storage: a MemoryMap, stamped with its clock and no log sequence number.
-/// Thread-safe.
-class MemoryStorage final : public detail::MemoryStorageAsync {
+/// The memory-only storage (no snapshot file): a MemoryMap whose changes are stamped with the
+/// map's clock and no log sequence number. Every operation answers at once (try_now). Expired
+/// metrics are removed by sweep_expired(), in bounded steps. Thread-safe.
+class MemoryStorage final : public Storage {
 public:
     explicit MemoryStorage(MapOptions options = {});
-    explicit MemoryStorage(Shards shards) : MemoryStorage(MapOptions{shards}) {}
     ~MemoryStorage() override;
     MemoryStorage(const MemoryStorage&) = delete;
     MemoryStorage& operator=(const MemoryStorage&) = delete;
@@ -71,25 +29,27 @@ public:
     /// The stamp of a change made now: no log sequence number, the clock's time.
     Stamp stamp() const noexcept { return {0, map_.clock()()}; }
 
-    // TRANSITIONAL: the synchronous interface PersistentStorage uses, forwarding to map().
-    Result<Metric> apply(const Metric& update) { return map_.update(update, stamp()); }
-    Result<void> apply_batch(std::span<const Metric> batch, std::vector<Metric>* stored)
-    {
-        return map_.update_batch(batch, stored, stamp());
-    }
-    Result<Metric> get(Kind kind, std::string_view id) const { return map_.get(kind, id); }
-    std::vector<OwnedMetric> list() const { return map_.list(); }
-    std::size_t size() const { return map_.size(); }
-    void restore(std::span<const OwnedMetric> metrics) { map_.restore(metrics); }
-    double gauge(std::string_view id) const;
-    std::int64_t counter(std::string_view id) const;
+    std::optional<Result<Metric>> try_now(const Request& request) override;
+    bool answers_now() const override { return true; }
+    core::awaitable<Result<Metric>> run(Request request) override;
+    core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
+    core::awaitable<bool> ping() override;
+    core::awaitable<void> close() override;
+
+    /// One step of the expiry sweep: looks at `budget` slots of the map from where the last step
+    /// stopped and removes the metrics expired among them. Returns how many it removed.
+    std::size_t sweep_step(std::size_t budget);
+
+    /// Runs sweep_step(budget) every `period` until close() or the executor stops. Spawn it once
+    /// (with ttl > 0); `this` must outlive it.
+    core::awaitable<void> sweep_expired(std::chrono::milliseconds period, std::size_t budget);
 
 private:
-    friend class detail::MemoryStorageAsync;
-
     MemoryMap map_;
+    std::mutex sweep_mutex_;  ///< one sweep step at a time: they share the cursor and the list
+    std::size_t sweep_cursor_ = 0;
+    std::vector<std::pair<Kind, std::string>> expired_;  ///< a step's finds, reused
+    std::atomic<bool> closed_{false};
 };
-
-#pragma GCC diagnostic pop
 
 }  // namespace storage

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace {
@@ -75,4 +76,23 @@ TEST_CASE("through run() the memory store behaves the same")
         CHECK(healthy);
         co_await s.close();
     }(store));
+}
+
+TEST_CASE("the memory store's sweep removes expired metrics in bounded steps")
+{
+    manual_now = 10'000;
+    MemoryStorage memory{storage::MapOptions{storage::Shards{2}, std::chrono::milliseconds{100}, &manual_clock}};
+    for (int i = 0; i < 40; ++i)
+        REQUIRE(*memory.try_now({Op::update, delta("old" + std::to_string(i), 1)}));
+    manual_now += 500;
+    REQUIRE(*memory.try_now({Op::update, value("fresh", 1)}));
+    CHECK(memory.try_now({Op::get, delta("old0", 0)})->error() == Errc::not_found);
+
+    std::size_t removed = 0;
+    for (int step = 0; step < 1000 && removed < 40; ++step)
+        removed += memory.sweep_step(4);
+    CHECK(removed == 40);
+    CHECK(memory.map().size() == 1);
+    CHECK(memory.map().expired() == 40);
+    CHECK(memory.sweep_step(1000) == 0);
 }
