@@ -1,36 +1,10 @@
 #include "server/page.hpp"
 
-#include "core/number.hpp"
+#include "server/render.hpp"
 
-#include <array>
 #include <iterator>
 
 namespace server {
-namespace {
-
-void escape_html(fmt::memory_buffer& out, std::string_view s)
-{
-    for (char c : s) {
-        switch (c) {
-        case '&': out.append(std::string_view{"&amp;"}); break;
-        case '<': out.append(std::string_view{"&lt;"}); break;
-        case '>': out.append(std::string_view{"&gt;"}); break;
-        case '"': out.append(std::string_view{"&quot;"}); break;
-        case '\'': out.append(std::string_view{"&#39;"}); break;
-        default: out.push_back(c);
-        }
-    }
-}
-
-void write_value(fmt::memory_buffer& out, const core::OwnedMetric& m)
-{
-    std::array<char, core::max_number_chars> buf;
-    char* end = m.kind == core::Kind::gauge ? core::format_gauge(buf.data(), m.value)
-                                             : core::format_counter(buf.data(), m.delta);
-    out.append(buf.data(), end);
-}
-
-}  // namespace
 
 const std::string_view page_style = R"CSS(
 :root { color-scheme: light dark; --line: #8884; --muted: #888; }
@@ -65,7 +39,7 @@ const std::string_view page_script = R"JS(
   const status = document.getElementById('status');
   const columns = [
     {key: 'id', title: 'Name'}, {key: 'kind', title: 'Type'}, {key: 'value', title: 'Value', num: true},
-    {key: 'rate', title: 'Rate /s', num: true}, {key: 'updated', title: 'Age', num: true},
+    {key: 'rate', title: 'Rate /s', num: true}, {key: 'updated', title: 'Updated', num: true},
     {key: null, title: 'Trend'}];
   const metrics = new Map();  // kind + NUL + id -> entry
   let view = [], sortKey = 'id', sortDir = 1, lastRefresh = 0, scheduled = false;
@@ -79,13 +53,14 @@ const std::string_view page_script = R"JS(
   });
   const numberOf = (v) => typeof v === 'object' && v !== null ? v : {text: String(v), number: Number(v)};
 
+  // As the server writes them (render.cpp's write_age): whole units, rounded down.
   function age(updated, now) {
-    if (!updated) return '-';
-    const s = Math.max(0, Math.round((now - updated) / 1000));
-    if (s < 120) return s + 's';
-    if (s < 7200) return Math.round(s / 60) + 'm';
-    if (s < 172800) return Math.round(s / 3600) + 'h';
-    return Math.round(s / 86400) + 'd';
+    if (!updated) return '';
+    const s = Math.floor(Math.max(0, now - updated) / 1000);
+    if (s < 120) return s + 's ago';
+    if (s < 7200) return Math.floor(s / 60) + 'm ago';
+    if (s < 172800) return Math.floor(s / 3600) + 'h ago';
+    return Math.floor(s / 86400) + 'd ago';
   }
 
   function merge(list, now) {
@@ -131,8 +106,8 @@ const std::string_view page_script = R"JS(
     if (history.length > 1) {
       let lo = Infinity, hi = -Infinity;
       for (const v of history) { if (v < lo) lo = v; if (v > hi) hi = v; }
-      const span = hi - lo || 1, step = 120 / (HISTORY - 1), start = 120 - step * (history.length - 1);
-      const points = history.map((v, i) => (start + i * step).toFixed(1) + ',' + (18 - 16 * (v - lo) / span).toFixed(1));
+      const span = hi - lo || 1, step = 120 / (history.length - 1);  // the values seen so far, full width
+      const points = history.map((v, i) => (i * step).toFixed(1) + ',' + (18 - 16 * (v - lo) / span).toFixed(1));
       const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
       line.setAttribute('points', points.join(' '));
       svg.appendChild(line);
@@ -234,24 +209,6 @@ const std::string_view page_script = R"JS(
 })();
 )JS";
 
-void write_age(fmt::memory_buffer& out, std::int64_t updated_ms, std::int64_t now_ms)
-{
-    if (updated_ms <= 0) {
-        out.push_back('-');
-        return;
-    }
-    const std::int64_t s = std::max<std::int64_t>(0, (now_ms - updated_ms + 500) / 1000);
-    auto it = std::back_inserter(out);
-    if (s < 120)
-        fmt::format_to(it, "{}s", s);
-    else if (s < 7200)
-        fmt::format_to(it, "{}m", (s + 30) / 60);
-    else if (s < 172800)
-        fmt::format_to(it, "{}h", (s + 1800) / 3600);
-    else
-        fmt::format_to(it, "{}d", (s + 43200) / 86400);
-}
-
 void write_page(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metrics, std::int64_t now_ms)
 {
     out.append(std::string_view{
@@ -264,16 +221,22 @@ void write_page(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metr
     fmt::format_to(std::back_inserter(out), "<span id=\"status\">{} metrics</span></header>\n", metrics.size());
     out.append(std::string_view{
         "<main id=\"scroller\">\n<table id=\"metrics\">\n<thead><tr><th>Name</th><th>Type</th>"
-        "<th class=\"num\">Value</th><th class=\"num\">Age</th></tr></thead>\n<tbody>\n"});
+        "<th class=\"num\">Value</th><th class=\"num\">Updated</th></tr></thead>\n<tbody>\n"});
     for (const auto& m : metrics) {
         out.append(std::string_view{"<tr><td class=\"name\">"});
         escape_html(out, m.id);
         out.append(std::string_view{"</td><td>"});
         out.append(core::to_string(m.kind));
         out.append(std::string_view{"</td><td class=\"num\">"});
-        write_value(out, m);
+        write_value_text(out, m.view());
         out.append(std::string_view{"</td><td class=\"num\">"});
-        write_age(out, m.updated_at, now_ms);
+        if (m.updated_at > 0) {  // 0: unknown
+            out.append(std::string_view{"<time datetime=\""});
+            write_utc(out, m.updated_at);
+            out.append(std::string_view{"\">"});
+            write_age(out, now_ms - m.updated_at);
+            out.append(std::string_view{"</time>"});
+        }
         out.append(std::string_view{"</td></tr>\n"});
     }
     out.append(std::string_view{"</tbody>\n</table>\n</main>\n<script>"});
