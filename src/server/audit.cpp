@@ -172,6 +172,7 @@ void AuditHub::publish(std::string event)
         }
         lane->items.push_back(shared);
         lane->wake_locked();
+        queued_.fetch_add(1, std::memory_order_relaxed);
     }
 }
 

@@ -79,8 +79,9 @@ public:
     /// its io_context).
     asio::awaitable<void> close(std::chrono::steady_clock::time_point deadline);
 
-    /// Counters for the self-metrics (issue 9): events queued dropped because a queue was full,
-    /// deliveries that failed for good, deliveries that succeeded (each per sink).
+    /// Counters for the self-metrics, each per sink: events queued, events dropped because a
+    /// queue was full, deliveries that failed for good, deliveries that succeeded.
+    std::uint64_t queued() const noexcept { return queued_.load(std::memory_order_relaxed); }
     std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
     std::uint64_t failed() const noexcept { return failed_.load(std::memory_order_relaxed); }
     std::uint64_t delivered() const noexcept { return delivered_.load(std::memory_order_relaxed); }
@@ -95,6 +96,7 @@ private:
 
     std::size_t capacity_;
     std::vector<std::unique_ptr<Lane>> sinks_;
+    std::atomic<std::uint64_t> queued_{0};
     std::atomic<std::uint64_t> dropped_{0};
     std::atomic<std::uint64_t> failed_{0};
     std::atomic<std::uint64_t> delivered_{0};

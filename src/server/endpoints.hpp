@@ -18,6 +18,8 @@ enum class Route : std::uint8_t {
     index,         ///< GET /
     ping,          ///< GET /ping
     metrics,       ///< GET /metrics
+    healthy,       ///< GET /-/healthy: the process serves
+    ready,         ///< GET /-/ready: restored, and the storage answers
 };
 
 /// The methods an endpoint accepts, as bits (GET includes HEAD).
@@ -48,6 +50,8 @@ inline constexpr Endpoint endpoints[] = {
     {"/", false, methods::get, "GET, HEAD", false, true, Route::index},
     {"/ping", false, methods::get, "GET, HEAD", false, true, Route::ping},
     {"/metrics", false, methods::get, "GET, HEAD", false, true, Route::metrics},
+    {"/-/healthy", false, methods::get, "GET, HEAD", false, false, Route::healthy},
+    {"/-/ready", false, methods::get, "GET, HEAD", false, true, Route::ready},
     {"/update/", true, methods::post, "POST", false, false, Route::update_url},
     {"/value/", true, methods::get | methods::delete_, "GET, HEAD, DELETE", false, false, Route::value_url},
 };

@@ -52,6 +52,8 @@ struct Exchange {
     std::string_view peer;  ///< client address as text, formatted once per connection
     bool head_only = false;  ///< a HEAD request: the body is computed for its length, not sent
     std::chrono::steady_clock::time_point started{};  ///< set by AccessLog on the way in
+    std::chrono::steady_clock::time_point counted_from{};  ///< set by CountRequests on the way in
+    std::uint64_t counted_body = 0;  ///< the request body bytes as received, for CountRequests
     /// Set by Audit for an update request: the router appends the ids it stored (audit.hpp).
     std::string* audit_ids = nullptr;
 };

@@ -1,5 +1,7 @@
 #include "server/listener.hpp"
 
+#include "server/self_metrics.hpp"
+
 #include "core/byte_buffer.hpp"
 #include "core/log.hpp"
 #include "server/response.hpp"
@@ -56,8 +58,8 @@ struct Connection {
     std::string peer;
 };
 
-Listener::Listener(asio::io_context& ioc, const Pipeline& pipeline, ConnectionLimits limits)
-    : ioc_(ioc), pipeline_(pipeline), limits_(limits), acceptor_(ioc)
+Listener::Listener(asio::io_context& ioc, const Pipeline& pipeline, ConnectionLimits limits, HttpStats* stats)
+    : ioc_(ioc), pipeline_(pipeline), limits_(limits), stats_(stats), acceptor_(ioc)
 {
 }
 
@@ -87,9 +89,15 @@ core::awaitable<void> Listener::run()
         socket.set_option(tcp::no_delay(true), ec);
         const auto executor = socket.get_executor();
         if (active_.fetch_add(1) >= limits_.max_connections) {
+            if (stats_ != nullptr) {
+                stats_->connection_refused();
+                stats_->rejected(Rejection::overloaded);
+            }
             asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
             continue;
         }
+        if (stats_ != nullptr)
+            stats_->connection_opened();
         auto c = std::make_shared<Connection>(std::move(socket), limits_);
         {
             std::lock_guard lock{registry_mutex_};
@@ -137,6 +145,8 @@ void Listener::forget(Connection* c)
         registry_.erase(c);
     }
     active_.fetch_sub(1);
+    if (stats_ != nullptr)
+        stats_->connection_closed();
 }
 
 core::awaitable<void> Listener::refuse(tcp::socket socket)
@@ -224,9 +234,12 @@ Buffers write_now(tcp::socket& socket, Buffers buffers, std::error_code& ec)
     return buffers;
 }
 
-/// Writes a bare error answer and ends the connection (framing errors, timeouts).
-core::awaitable<void> reply_and_close(Connection& c, int status, std::string_view reason)
+/// Writes a bare error answer and ends the connection (framing errors, timeouts), counted in
+/// `stats` when given.
+core::awaitable<void> reply_and_close(Connection& c, int status, std::string_view reason, HttpStats* stats)
 {
+    if (stats != nullptr)
+        stats->rejected(status);
     c.response.clear();
     c.response.fail(status, reason);
     c.head.clear();
@@ -303,7 +316,7 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
                 c.buffer.erase_front(std::exchange(c.start, 0));
                 if (c.buffer.size() == c.buffer.capacity()) {
                     if (c.buffer.capacity() >= max_request) {
-                        co_await reply_and_close(c, 413, "request too large");
+                        co_await reply_and_close(c, 413, "request too large", stats_);
                         co_return;
                     }
                     c.buffer.reserve(std::min(c.buffer.capacity() * 2, max_request));
@@ -315,7 +328,7 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
             if (ec) {
                 // A client that stalls mid-request gets a 408; an idle one is just closed.
                 if (c.timed_out && !c.pending().empty() && !stopping_)
-                    co_await reply_and_close(c, 408, "request timeout");
+                    co_await reply_and_close(c, 408, "request timeout", stats_);
                 co_return;
             }
             const bool first_bytes = c.pending().empty();
@@ -326,7 +339,7 @@ core::awaitable<void> Listener::serve(std::shared_ptr<Connection> conn)
         }
         if (state == http::RequestParser::State::error) {
             const auto e = c.parser.error();
-            co_await reply_and_close(c, status_for(e), core::message(e));
+            co_await reply_and_close(c, status_for(e), core::message(e), stats_);
             co_return;
         }
 

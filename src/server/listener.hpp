@@ -12,6 +12,8 @@
 
 namespace server {
 
+class HttpStats;
+
 using namespace std::chrono_literals;
 
 struct ConnectionLimits {
@@ -30,8 +32,9 @@ struct Connection;
 /// Lifetime: outlives every connection it starts (main waits for `active()` to reach 0).
 class Listener {
 public:
-    /// `pipeline` outlives the listener (owned by main).
-    Listener(asio::io_context& ioc, const Pipeline& pipeline, ConnectionLimits limits);
+    /// `pipeline` and `stats` outlive the listener (owned by main); `stats` (optional) counts
+    /// connections and the answers no route gives (framing errors, limits, timeouts).
+    Listener(asio::io_context& ioc, const Pipeline& pipeline, ConnectionLimits limits, HttpStats* stats = nullptr);
     ~Listener();
 
     /// Binds with SO_REUSEADDR and listens. Throws std::system_error (port in use, bad address).
@@ -57,6 +60,7 @@ private:
     asio::io_context& ioc_;
     const Pipeline& pipeline_;
     ConnectionLimits limits_;
+    HttpStats* stats_;
     asio::ip::tcp::acceptor acceptor_;
     std::atomic<std::size_t> active_{0};
     std::atomic<bool> stopping_{false};

@@ -6,6 +6,7 @@
 #include "server/config.hpp"
 #include "server/listener.hpp"
 #include "server/pipeline.hpp"
+#include "server/self_metrics.hpp"
 #include "server/subnet.hpp"
 #include "storage/memory.hpp"
 #include "storage/persistent.hpp"
@@ -239,8 +240,10 @@ int main(int argc, char** argv)
         join_all();
         return 1;
     }
-    auto pipeline = server::make_pipeline(config, *storages.active, protections.security);
-    server::Listener listener{ioc, *pipeline, config.connection_limits()};
+    server::SelfMetrics self{METRICS_VERSION};
+    self.set_sources(storages.active, protections.audit.get());
+    auto pipeline = server::make_pipeline(config, *storages.active, protections.security, &self);
+    server::Listener listener{ioc, *pipeline, config.connection_limits(), &self.http()};
     try {
         listener.listen(*endpoint);
     } catch (const std::system_error& e) {

@@ -24,9 +24,13 @@ public:
 
 }  // namespace
 
-std::unique_ptr<Pipeline> make_pipeline(const Config& config, storage::Storage& storage, const Security& security)
+std::unique_ptr<Pipeline> make_pipeline(const Config& config, storage::Storage& storage, const Security& security,
+                                        SelfMetrics* self)
 {
     std::vector<std::unique_ptr<Middleware>> chain;
+    // Outside even GuardExceptions: counts the 500 an exception became.
+    if (self != nullptr)
+        chain.push_back(std::make_unique<CountRequests>(self->http()));
     // Outermost: an unexpected exception becomes a 500, logged, and the connection goes on.
     chain.push_back(std::make_unique<GuardExceptions>());
     // Logs the final status and size, after every other layer has had its say.
@@ -54,7 +58,7 @@ std::unique_ptr<Pipeline> make_pipeline(const Config& config, storage::Storage& 
     if (security.audit != nullptr)
         chain.push_back(std::make_unique<Audit>(*security.audit));
     RouterLimits limits{static_cast<std::size_t>(config.max_batch)};
-    return std::make_unique<Pipeline>(std::move(chain), std::make_unique<Router>(storage, limits));
+    return std::make_unique<Pipeline>(std::move(chain), std::make_unique<Router>(storage, limits, self));
 }
 
 }  // namespace server

@@ -4,6 +4,7 @@
 #include "server/audit.hpp"
 #include "server/config.hpp"
 #include "server/middleware.hpp"
+#include "server/self_metrics.hpp"
 #include "server/subnet.hpp"
 #include "storage/storage.hpp"
 
@@ -20,7 +21,8 @@ struct Security {
 
 /// Builds the middleware chain and router once from the configuration; a feature that is off
 /// costs nothing per request. `storage` and what `security` points to outlive the pipeline.
+/// `self`, when given, counts every request and adds its figures to /metrics.
 std::unique_ptr<Pipeline> make_pipeline(const Config& config, storage::Storage& storage,
-                                        const Security& security = {});
+                                        const Security& security = {}, SelfMetrics* self = nullptr);
 
 }  // namespace server

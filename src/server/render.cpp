@@ -60,7 +60,7 @@ namespace {
 
 /// The family of a metric: its id sanitised to [a-zA-Z_:][a-zA-Z0-9_:]* (other bytes become
 /// '_', a leading digit gets a '_' prefix), counters with the suffix `_total`. No gauge family
-/// ends in `_total` (one that would gets `_gauge` appended), so a gauge and a counter never
+/// ends in `_total` (one that would gets `_value` appended), so a gauge and a counter never
 /// share a family, whatever names clients choose: each family has one TYPE.
 std::string prometheus_family(std::string_view id, core::Kind kind)
 {
@@ -74,11 +74,33 @@ std::string prometheus_family(std::string_view id, core::Kind kind)
                         c == ':';
         name.push_back(ok ? c : '_');
     }
+    // The daemon's own families (self_metrics.hpp) are not for clients to shadow.
+    if (name.starts_with("metrics_server_") || name.starts_with("process_"))
+        name.insert(0, "user_");
     if (kind == core::Kind::counter)
         name.append(total);
     else if (name.ends_with(total))
-        name.append("_gauge");
+        name.append("_value");
     return name;
+}
+
+/// OpenMetrics names a counter family without `_total`, so a gauge family named like a
+/// counter's base ("x" beside the counter "x_total") would be a second family "x": such a gauge
+/// family gets `_value` appended, again while the new name is still a counter's base (its
+/// samples then carry their id as a label).
+template <class Sample>
+void rename_gauges_shadowing_counters(std::vector<Sample>& samples)
+{
+    constexpr std::string_view total = "_total";
+    std::vector<std::string_view> bases;  // views of counter families, which are not renamed
+    for (const auto& s : samples)
+        if (s.metric->kind == core::Kind::counter)
+            bases.push_back(std::string_view{s.family}.substr(0, s.family.size() - total.size()));
+    std::sort(bases.begin(), bases.end());
+    for (auto& s : samples)
+        if (s.metric->kind == core::Kind::gauge)
+            while (std::binary_search(bases.begin(), bases.end(), std::string_view{s.family}))
+                s.family.append("_value");
 }
 
 /// Whether the sample of `m` in `family` needs no `id` label: the family is named after the
@@ -90,23 +112,11 @@ bool names_itself(std::string_view family, const core::OwnedMetric& m) noexcept
     return family.size() == m.id.size() + 6 && family.starts_with(m.id) && family.ends_with("_total");
 }
 
-void escape_label(fmt::memory_buffer& out, std::string_view s)
-{
-    for (char c : s) {
-        if (c == '\\' || c == '"')
-            out.push_back('\\');
-        if (c == '\n') {
-            out.append(std::string_view{"\\n"});
-            continue;
-        }
-        out.push_back(c);
-    }
-}
-
 }  // namespace
 
-void write_prometheus(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metrics)
+void write_prometheus(core::Exposition& out, std::span<const core::OwnedMetric> metrics)
 {
+    const bool openmetrics = out.format() == core::ExpositionFormat::openmetrics;
     // Sorted by family so that each family's samples follow its one TYPE line.
     struct Sample {
         std::string family;
@@ -116,28 +126,31 @@ void write_prometheus(fmt::memory_buffer& out, std::span<const core::OwnedMetric
     samples.reserve(metrics.size());
     for (const auto& m : metrics)
         samples.push_back({prometheus_family(m.id, m.kind), &m});
+    if (openmetrics)
+        rename_gauges_shadowing_counters(samples);
     std::stable_sort(samples.begin(), samples.end(),
                      [](const Sample& a, const Sample& b) { return a.family < b.family; });
-    auto it = std::back_inserter(out);
     const std::string* family = nullptr;
+    fmt::memory_buffer label;
     for (const auto& s : samples) {
         const auto& m = *s.metric;
         if (family == nullptr || s.family != *family) {
             family = &s.family;
-            fmt::format_to(it, "# TYPE {} {}\n", s.family, core::to_string(m.kind));
+            if (m.kind == core::Kind::counter)
+                out.counter_family(s.family, "A counter stored by metrics-server.");
+            else
+                out.gauge_family(s.family, "A gauge stored by metrics-server.");
         }
-        out.append(s.family);
+        label.clear();
         if (!names_itself(s.family, m)) {
-            out.append(std::string_view{"{id=\""});
-            escape_label(out, m.id);
-            out.append(std::string_view{"\"}"});
+            label.append(std::string_view{"id=\""});
+            core::Exposition::escape_label(label, m.id);
+            label.push_back('"');
         }
-        out.push_back(' ');
         std::array<char, core::max_number_chars> buf;
         char* end = m.kind == core::Kind::gauge ? core::format_json_double(buf.data(), m.value)
                                                  : core::format_counter(buf.data(), m.delta);
-        out.append(buf.data(), end);
-        out.push_back('\n');
+        out.sample_with(s.family, {label.data(), label.size()}, {}, {buf.data(), static_cast<std::size_t>(end - buf.data())});
     }
 }
 

@@ -3,6 +3,7 @@
 // The text forms of answers: a value as text, ages and times, the Prometheus exposition of the
 // stored metrics (the page of `/` is in page.hpp).
 
+#include "core/exposition.hpp"
 #include "core/metric.hpp"
 
 #include <fmt/format.h>
@@ -26,10 +27,12 @@ void write_utc(fmt::memory_buffer& out, std::int64_t ms);
 /// one, from a clock that stepped back, is 0s).
 void write_age(fmt::memory_buffer& out, std::int64_t age_ms);
 
-/// Prometheus text exposition 0.0.4 of `metrics` (sorted by id): one family per sanitised
-/// name ([a-zA-Z_:][a-zA-Z0-9_:]*), counters with the suffix `_total`, gauges never ending in
-/// it (`_gauge` is appended), so no family holds both kinds; a sample whose family is not
-/// named after its id carries the id as the label `id`.
-void write_prometheus(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metrics);
+/// The stored metrics (sorted by id) in `out`'s format: one family per sanitised name
+/// ([a-zA-Z_:][a-zA-Z0-9_:]*), counters with the suffix `_total`, gauges never ending in it
+/// (`_value` is appended), so no family holds both kinds; names that would start like the
+/// daemon's own families (`metrics_server_`, `process_`) get the prefix `user_`; in OpenMetrics
+/// a gauge family named like a counter family's base also gets `_value`. A sample whose family
+/// is not named after its id carries the id as the label `id`. Each family has HELP and TYPE.
+void write_prometheus(core::Exposition& out, std::span<const core::OwnedMetric> metrics);
 
 }  // namespace server

@@ -8,6 +8,7 @@
 #include "server/endpoints.hpp"
 #include "server/page.hpp"
 #include "server/render.hpp"
+#include "server/self_metrics.hpp"
 
 #include <memory>
 #include <stdexcept>
@@ -137,7 +138,7 @@ private:
 /// A request checked and reduced to the one storage call it needs: the router's work before
 /// and after that call is plain code, shared by the coroutine and the plain path.
 struct Router::Call {
-    enum class What : std::uint8_t { none, storage, list, ping };
+    enum class What : std::uint8_t { none, storage, list, metrics, ping, ready, healthy };
     /// How the storage's answer is sent.
     enum class Reply : std::uint8_t { ok_text, value_text, json, batch };
 
@@ -206,10 +207,15 @@ core::awaitable<void> Router::operator()(Exchange& ex) const
         reply(ex, call, *r);
         break;
     }
-    case Call::What::list: {
+    case Call::What::list:
+    case Call::What::metrics: {
         auto all = co_await storage_.list();
         if (!all) {
             ex.response.fail(all.error());
+            break;
+        }
+        if (call.what == Call::What::metrics) {
+            reply_metrics(ex, *all);
             break;
         }
         ex.response.status = 200;
@@ -218,14 +224,20 @@ core::awaitable<void> Router::operator()(Exchange& ex) const
         call.write(ex.response.body, *all);
         break;
     }
-    case Call::What::ping: {
+    case Call::What::ping:
+    case Call::What::ready: {
         const bool healthy = co_await storage_.ping();  // a statement: see core/asio.hpp
         if (healthy)
             ex.response.text("OK");
-        else
+        else if (call.what == Call::What::ping)
             ex.response.fail(500, "storage unavailable");
+        else
+            ex.response.fail(503, "storage not ready");
         break;
     }
+    case Call::What::healthy:
+        ex.response.text("OK");
+        break;
     }
 }
 
@@ -246,8 +258,12 @@ void Router::answer_now(Exchange& ex) const
         // .value(): the storage promised (answers_now) to answer at once; a broken promise is a
         // bad_optional_access, which GuardExceptions answers with a 500.
         return reply(ex, call, storage_.try_now(call.request).value());
+    case Call::What::healthy:
+        return ex.response.text("OK");
     case Call::What::list:
+    case Call::What::metrics:
     case Call::What::ping:
+    case Call::What::ready:
         break;
     }
     throw std::logic_error("answer_now: a route that waits for the storage");
@@ -285,7 +301,11 @@ Router::Call Router::route(Exchange& ex, JsonLease& json) const
     case Route::ping:
         return Call::with(Call::What::ping);
     case Route::metrics:
-        return Call::listing(content_type::prometheus, write_prometheus);
+        return Call::with(Call::What::metrics);
+    case Route::healthy:
+        return Call::with(Call::What::healthy);
+    case Route::ready:
+        return Call::with(Call::What::ready);
     }
     ex.response.fail(404, "not found");
     return {};
@@ -380,13 +400,15 @@ Router::Call Router::update_batch(Exchange& ex, JsonScratch& json) const
     return c;
 }
 
-void Router::reply(Exchange& ex, const Call& call, const core::Result<core::Metric>& stored)
+void Router::reply(Exchange& ex, const Call& call, const core::Result<core::Metric>& stored) const
 {
     if (!stored) {
         ex.response.fail(stored.error());
         return;
     }
     const storage::Request& r = call.request;
+    if (self_ != nullptr && (r.op == Op::update || r.op == Op::update_batch))
+        self_->http().updates(r.op == Op::update ? 1 : r.stored->size());
     if (ex.audit_ids != nullptr && r.op == Op::update)
         append_audit_id(*ex.audit_ids, stored->id);
     switch (call.reply) {
@@ -408,12 +430,25 @@ void Router::reply(Exchange& ex, const Call& call, const core::Result<core::Metr
     }
 }
 
-void Router::reply_batch(Exchange& ex, std::span<const core::Metric> stored)
+void Router::reply_batch(Exchange& ex, std::span<const core::Metric> stored) const
 {
     if (ex.audit_ids != nullptr)
         for (const core::Metric& m : stored)
             append_audit_id(*ex.audit_ids, m.id);
     ex.response.json([&](fmt::memory_buffer& out) { core::write_json(out, stored); });
+}
+
+void Router::reply_metrics(Exchange& ex, std::span<const core::OwnedMetric> all) const
+{
+    const auto format = core::negotiate_exposition(ex.request.header("accept").value_or(std::string_view{}));
+    ex.response.status = 200;
+    ex.response.type = core::exposition_content_type(format);
+    ex.response.body.clear();
+    core::Exposition out{ex.response.body, format};
+    write_prometheus(out, all);
+    if (self_ != nullptr)
+        self_->write(out);
+    out.finish();
 }
 
 }  // namespace server

@@ -11,6 +11,7 @@ namespace server {
 
 class JsonLease;
 struct JsonScratch;
+class SelfMetrics;
 
 struct RouterLimits {
     std::size_t max_batch = 10000;  ///< metrics in one /updates/ request (413 beyond)
@@ -22,8 +23,12 @@ struct RouterLimits {
 /// another method: 405 with Allow listing every method the path accepts.
 class Router final : public Handler {
 public:
-    /// `storage` outlives the router (owned by main).
-    Router(storage::Storage& storage, RouterLimits limits) : storage_(storage), limits_(limits) {}
+    /// `storage` and `self` outlive the router (owned by main). With `self`, updates are
+    /// counted and /metrics shows its figures after the stored metrics.
+    Router(storage::Storage& storage, RouterLimits limits, SelfMetrics* self = nullptr)
+        : storage_(storage), limits_(limits), self_(self)
+    {
+    }
     core::awaitable<void> operator()(Exchange& ex) const override;
     /// Every endpoint that does not wait (Endpoint::waits), when the storage answers at once.
     bool answers_now(const http::Request& request) const override;
@@ -42,11 +47,14 @@ private:
     Call value_json(Exchange& ex, core::JsonCodec& codec, storage::Op op) const;
     Call update_batch(Exchange& ex, JsonScratch& json) const;
     /// The answer once the storage has: "OK", the value as text, the metric or the batch as JSON.
-    static void reply(Exchange& ex, const Call& call, const core::Result<core::Metric>& stored);
-    static void reply_batch(Exchange& ex, std::span<const core::Metric> stored);
+    void reply(Exchange& ex, const Call& call, const core::Result<core::Metric>& stored) const;
+    void reply_batch(Exchange& ex, std::span<const core::Metric> stored) const;
+    /// /metrics: the stored metrics, then the daemon's own, in the format the scraper accepts.
+    void reply_metrics(Exchange& ex, std::span<const core::OwnedMetric> all) const;
 
     storage::Storage& storage_;
     RouterLimits limits_;
+    SelfMetrics* self_;
 };
 
 }  // namespace server

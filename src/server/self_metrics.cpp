@@ -1,5 +1,9 @@
 #include "server/self_metrics.hpp"
 
+#include "server/audit.hpp"
+#include "server/endpoints.hpp"
+#include "storage/storage.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <fstream>
@@ -39,6 +43,7 @@ std::size_t status_index(int status) noexcept
 std::string_view rejection_limit(Rejection r) noexcept
 {
     switch (r) {
+    case Rejection::malformed: return "framing";
     case Rejection::timeout: return "timeout";
     case Rejection::body_too_large: return "body";
     case Rejection::uri_too_long: return "uri";
@@ -52,6 +57,7 @@ std::string_view rejection_limit(Rejection r) noexcept
 std::string_view rejection_code(Rejection r) noexcept
 {
     switch (r) {
+    case Rejection::malformed: return "400";
     case Rejection::timeout: return "408";
     case Rejection::body_too_large: return "413";
     case Rejection::uri_too_long: return "414";
@@ -163,11 +169,11 @@ void write_process_metrics(Exposition& out, const ProcessFigures& p, std::string
 }
 
 struct alignas(64) HttpStats::Block {
-    Block(std::size_t endpoints, std::thread::id thread)
+    Block(std::size_t endpoint_count, std::thread::id thread)
         : owner(thread),
-          requests(endpoints * (status_codes.size() + 1)),
-          buckets(endpoints * (bucket_bounds.size() + 1)),
-          duration_ns(endpoints)
+          requests(endpoint_count * (status_codes.size() + 1)),
+          buckets(endpoint_count * (bucket_bounds.size() + 1)),
+          duration_ns(endpoint_count)
     {
     }
 
@@ -180,10 +186,11 @@ struct alignas(64) HttpStats::Block {
     Counter opened{0};
     Counter closed{0};
     Counter refused{0};
+    Counter updates{0};
     std::array<Counter, static_cast<std::size_t>(Rejection::count_)> rejections{};
 };
 
-HttpStats::HttpStats(std::vector<std::string> endpoints) : endpoints_(std::move(endpoints)), id_(next_stats_id())
+HttpStats::HttpStats(std::vector<std::string> labels) : endpoints_(std::move(labels)), id_(next_stats_id())
 {
     if (endpoints_.empty())
         endpoints_.emplace_back("other");
@@ -242,6 +249,20 @@ void HttpStats::connection_opened() noexcept { bump(mine().opened); }
 void HttpStats::connection_closed() noexcept { bump(mine().closed); }
 void HttpStats::connection_refused() noexcept { bump(mine().refused); }
 void HttpStats::rejected(Rejection why) noexcept { bump(mine().rejections[static_cast<std::size_t>(why)]); }
+void HttpStats::updates(std::uint64_t n) noexcept { bump(mine().updates, n); }
+
+void HttpStats::rejected(int status) noexcept
+{
+    switch (status) {
+    case 400: return rejected(Rejection::malformed);
+    case 408: return rejected(Rejection::timeout);
+    case 413: return rejected(Rejection::body_too_large);
+    case 414: return rejected(Rejection::uri_too_long);
+    case 431: return rejected(Rejection::header_too_large);
+    case 503: return rejected(Rejection::overloaded);
+    default: return;
+    }
+}
 
 std::uint64_t HttpStats::requests(std::size_t endpoint, int status) const
 {
@@ -270,7 +291,7 @@ void HttpStats::write(Exposition& out) const
     std::vector<std::uint64_t> requests(endpoints_.size() * statuses);
     std::vector<std::uint64_t> histogram(endpoints_.size() * buckets);
     std::vector<std::uint64_t> duration_ns(endpoints_.size());
-    std::uint64_t bytes_in = 0, bytes_out = 0, opened = 0, closed = 0, refused = 0;
+    std::uint64_t bytes_in = 0, bytes_out = 0, opened = 0, closed = 0, refused = 0, updates = 0;
     std::array<std::uint64_t, static_cast<std::size_t>(Rejection::count_)> rejections{};
     auto add = [](std::vector<std::uint64_t>& to, const std::vector<Counter>& from) {
         for (std::size_t i = 0; i < to.size(); ++i)
@@ -285,6 +306,7 @@ void HttpStats::write(Exposition& out) const
         opened += b.opened.load(std::memory_order_relaxed);
         closed += b.closed.load(std::memory_order_relaxed);
         refused += b.refused.load(std::memory_order_relaxed);
+        updates += b.updates.load(std::memory_order_relaxed);
         for (std::size_t i = 0; i < rejections.size(); ++i)
             rejections[i] += b.rejections[i].load(std::memory_order_relaxed);
     });
@@ -326,12 +348,67 @@ void HttpStats::write(Exposition& out) const
     out.sample("metrics_server_connections_total", {}, opened);
     out.counter_family("metrics_server_connections_refused_total", "Connections refused at the connection limit.");
     out.sample("metrics_server_connections_refused_total", {}, refused);
+    out.counter_family("metrics_server_updates_applied_total", "Metric updates applied (a batch counts its elements).");
+    out.sample("metrics_server_updates_applied_total", {}, updates);
     out.counter_family("metrics_server_http_rejections_total",
                        "Requests answered by a limit before any route ran, by limit and status code.");
     for (std::size_t i = 0; i < rejections.size(); ++i) {
         const auto r = static_cast<Rejection>(i);
         out.sample("metrics_server_http_rejections_total", {{"limit", rejection_limit(r)}, {"code", rejection_code(r)}},
                    rejections[i]);
+    }
+}
+
+Middleware::Flow CountRequests::before(Exchange& ex) const
+{
+    ex.counted_from = std::chrono::steady_clock::now();
+    ex.counted_body = ex.request.body.size();  // before any layer inflates it
+    return Flow::next;
+}
+
+void CountRequests::after(Exchange& ex) const
+{
+    stats_.request(endpoint_index(ex.request.path), ex.response.status, ex.counted_body,
+                   ex.response.payload().size(), std::chrono::steady_clock::now() - ex.counted_from);
+}
+
+std::vector<std::string> endpoint_labels()
+{
+    std::vector<std::string> labels;
+    for (const Endpoint& e : endpoints) {
+        switch (e.route) {
+        case Route::update_url: labels.emplace_back("/update/{kind}/{name}/{value}"); break;
+        case Route::value_url: labels.emplace_back("/value/{kind}/{name}"); break;
+        default: labels.emplace_back(e.path);
+        }
+    }
+    labels.emplace_back("other");
+    return labels;
+}
+
+std::size_t endpoint_index(std::string_view path) noexcept
+{
+    const Endpoint* e = find_endpoint(path);
+    return e == nullptr ? std::size(endpoints) : static_cast<std::size_t>(e - endpoints);
+}
+
+SelfMetrics::SelfMetrics(std::string version) : version_(std::move(version)), http_(endpoint_labels()) {}
+
+void SelfMetrics::write(Exposition& out) const
+{
+    write_process_metrics(out, read_process_figures(), version_);
+    http_.write(out);
+    if (storage_ != nullptr)
+        storage_->write_self_metrics(out);
+    if (audit_ != nullptr) {
+        out.counter_family("metrics_server_audit_events_queued_total", "Audit events queued for delivery (per sink).");
+        out.sample("metrics_server_audit_events_queued_total", {}, audit_->queued());
+        out.counter_family("metrics_server_audit_events_dropped_total", "Audit events dropped: a sink's queue was full.");
+        out.sample("metrics_server_audit_events_dropped_total", {}, audit_->dropped());
+        out.counter_family("metrics_server_audit_events_failed_total", "Audit events a sink failed to deliver for good.");
+        out.sample("metrics_server_audit_events_failed_total", {}, audit_->failed());
+        out.counter_family("metrics_server_audit_events_delivered_total", "Audit events delivered.");
+        out.sample("metrics_server_audit_events_delivered_total", {}, audit_->delivered());
     }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
-#include "server/exposition.hpp"
+#include "core/exposition.hpp"
+#include "server/middleware.hpp"
 
 #include <array>
 #include <atomic>
@@ -14,7 +15,14 @@
 #include <string_view>
 #include <vector>
 
+namespace storage {
+class Storage;
+}
+
 namespace server {
+
+class AuditHub;
+using core::Exposition;
 
 /// The standard `process_*` figures of the Prometheus client libraries, for this process.
 struct ProcessFigures {
@@ -40,7 +48,8 @@ void write_process_metrics(Exposition& out, const ProcessFigures& p, std::string
 
 /// Responses the daemon gives without a route, by the limit that refused the request.
 enum class Rejection : std::uint8_t {
-    timeout,          ///< 408: header, body or idle deadline
+    malformed,        ///< 400: HTTP framing the parser refused
+    timeout,          ///< 408: header or body deadline
     body_too_large,   ///< 413
     uri_too_long,     ///< 414
     header_too_large, ///< 431
@@ -70,6 +79,10 @@ public:
     void connection_closed() noexcept;
     void connection_refused() noexcept;
     void rejected(Rejection why) noexcept;
+    /// `status` of an answer no route gave (the listener's framing, size and timeout errors).
+    void rejected(int status) noexcept;
+    /// Metric updates applied (a batch counts its elements).
+    void updates(std::uint64_t n) noexcept;
 
     /// The families, summed over every thread's block.
     void write(Exposition& out) const;
@@ -95,6 +108,46 @@ private:
     mutable std::mutex blocks_mutex_;  ///< guards blocks_ (taken when a thread first counts, and by scrapes)
     std::vector<std::unique_ptr<Block>> blocks_;
     const std::uint64_t id_;  ///< tells a thread's cached block of this object from one of a destroyed one
+};
+
+/// Counts every request into HttpStats: outermost in the chain, so that it sees the final
+/// status (exceptions already turned into 500s) and the body bytes as sent.
+class CountRequests final : public Middleware {
+public:
+    explicit CountRequests(HttpStats& stats) noexcept : stats_(stats) {}
+    Flow before(Exchange& ex) const override;
+    void after(Exchange& ex) const override;
+
+private:
+    HttpStats& stats_;
+};
+
+/// The label of each endpoint of server/endpoints.hpp in request counts, by index, then "other"
+/// (unknown paths).
+std::vector<std::string> endpoint_labels();
+/// The index of `path`'s endpoint in endpoint_labels().
+std::size_t endpoint_index(std::string_view path) noexcept;
+
+/// Everything /metrics shows after the stored metrics: the process, the HTTP figures, the
+/// storage's and the audit trail's own. The sources outlive it (owned by main).
+class SelfMetrics {
+public:
+    explicit SelfMetrics(std::string version);
+
+    HttpStats& http() noexcept { return http_; }
+    void set_sources(const storage::Storage* storage, const AuditHub* audit) noexcept
+    {
+        storage_ = storage;
+        audit_ = audit;
+    }
+
+    void write(Exposition& out) const;
+
+private:
+    std::string version_;
+    HttpStats http_;
+    const storage::Storage* storage_ = nullptr;
+    const AuditHub* audit_ = nullptr;
 };
 
 }  // namespace server

@@ -35,6 +35,7 @@ public:
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
     core::awaitable<bool> ping() override;
     core::awaitable<void> close() override;
+    void write_self_metrics(core::Exposition& out) const override;
 
     /// One step of the expiry sweep: looks at `budget` slots of the map from where the last step
     /// stopped and removes the metrics expired among them. Returns how many it removed.
@@ -51,5 +52,8 @@ private:
     std::vector<std::pair<Kind, std::string>> expired_;  ///< a step's finds, reused
     std::atomic<bool> closed_{false};
 };
+
+/// The self-metrics families of a MemoryMap (stored by kind, deleted, expired): every memory store writes them.
+void write_map_metrics(core::Exposition& out, const MemoryMap& map);
 
 }  // namespace storage

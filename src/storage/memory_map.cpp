@@ -614,6 +614,17 @@ std::size_t MemoryMap::size() const
     return n;
 }
 
+std::size_t MemoryMap::size(Kind kind) const
+{
+    std::size_t n = 0;
+    for (std::size_t i = 0; i <= mask_; ++i) {
+        const Shard& s = shards_[i];
+        std::lock_guard lock{s.mutex};
+        n += kind == Kind::gauge ? s.gauges.size() : s.counters.size();
+    }
+    return n;
+}
+
 void MemoryMap::clear()
 {
     std::unique_lock gate{batch_gate_};

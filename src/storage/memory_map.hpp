@@ -131,6 +131,8 @@ public:
 
     /// Stored entries, gauges plus counters (expired ones the sweep has not removed included).
     std::size_t size() const;
+    /// Stored entries of one kind.
+    std::size_t size(Kind kind) const;
 
     /// Replaces the content (restore): counters take `delta` as total; keeps seq and updated_at
     /// (updated_at 0 = unknown: stamped with the clock's now, so TTL counts from the restart). A

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/asio.hpp"
+#include "core/exposition.hpp"
 #include "core/metric.hpp"
 #include "core/result.hpp"
 
@@ -60,6 +61,10 @@ public:
 
     /// Graceful stop: flush and close. Idempotent.
     virtual core::awaitable<void> close() = 0;
+
+    /// Its own figures for /metrics (`metrics_server_` families: stored metrics, deletions,
+    /// expirations, log and snapshot writes, pool use...), read without stopping it.
+    virtual void write_self_metrics(core::Exposition&) const {}
 };
 
 }  // namespace storage

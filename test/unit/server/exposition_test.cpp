@@ -39,13 +39,21 @@ std::string read_name(const std::string& line, std::size_t& pos, bool colon_allo
     return line.substr(from, pos - from);
 }
 
-/// Checks `text` against the text format 0.0.4 and returns its series. Any breach fails the
-/// test with the offending line: one TYPE per family, before its samples; a family's samples
-/// contiguous; valid names; labels with only the escapes \\ \" \n; a float value; no series twice.
-std::vector<Series> parse_exposition(const std::string& text)
+/// Checks `text` against the text format 0.0.4 (or OpenMetrics 1.0 when `openmetrics`: counter
+/// families named without `_total`, `# EOF` last) and returns its series. Any breach fails the
+/// test with the offending line: one HELP then one TYPE per family, before its samples; a
+/// family's samples contiguous; valid names; labels with only the escapes \\ \" \n; a float
+/// value; no series twice.
+std::vector<Series> parse_exposition(std::string text, bool openmetrics = false)
 {
+    if (openmetrics) {
+        REQUIRE(text.ends_with("# EOF\n"));
+        text.resize(text.size() - 6);
+    }
     std::vector<Series> out;
     std::map<std::string, core::Kind> types;
+    std::set<std::string> families;  // names in HELP and TYPE lines
+    std::string help;
     std::set<std::string> closed;  // families whose samples have ended
     std::set<std::string> series;
     std::string current;
@@ -56,18 +64,29 @@ std::vector<Series> parse_exposition(const std::string& text)
         const std::string line = text.substr(at, eol - at);
         at = eol + 1;
         CAPTURE(line);
+        if (line.starts_with("# HELP ")) {
+            std::size_t pos = 7;
+            help = read_name(line, pos, true);
+            REQUIRE(!help.empty());
+            REQUIRE(line[pos] == ' ');
+            continue;
+        }
         if (line.starts_with("# TYPE ")) {
             std::size_t pos = 7;
             const std::string name = read_name(line, pos, true);
             REQUIRE(!name.empty());
+            REQUIRE_MESSAGE(help == name, "no HELP line right before the TYPE of " << name);
             REQUIRE(line[pos] == ' ');
             const std::string kind = line.substr(pos + 1);
             REQUIRE((kind == "gauge" || kind == "counter"));
-            REQUIRE_MESSAGE(types.count(name) == 0, "second TYPE line for " << name);
-            types[name] = kind == "gauge" ? core::Kind::gauge : core::Kind::counter;
+            REQUIRE_MESSAGE(families.insert(name).second, "second TYPE line for " << name);
+            const std::string sampled = openmetrics && kind == "counter" ? name + "_total" : name;
+            REQUIRE_MESSAGE(types.count(sampled) == 0, "second family sampled as " << sampled);
+            types[sampled] = kind == "gauge" ? core::Kind::gauge : core::Kind::counter;
             if (!current.empty())
                 closed.insert(current);
-            current = name;
+            current = sampled;
+            help.clear();
             continue;
         }
         REQUIRE(!line.starts_with("#"));
@@ -161,13 +180,17 @@ TEST_CASE("any names of both kinds give one TYPE per family and every metric exa
         std::sort(metrics.begin(), metrics.end(), [](const auto& a, const auto& b) {
             return std::tie(a.id, a.kind) < std::tie(b.id, b.kind);
         });
-        fmt::memory_buffer out;
-        server::write_prometheus(out, metrics);
-        const std::string text = fmt::to_string(out);
-        CAPTURE(text);
-        std::map<std::pair<std::string, core::Kind>, double> seen;
-        for (const Series& s : parse_exposition(text))
-            REQUIRE_MESSAGE(seen.emplace(std::pair{s.id, s.kind}, s.value).second, "metric twice: " << s.id);
-        CHECK(seen == expected);
+        for (const auto format : {core::ExpositionFormat::prometheus, core::ExpositionFormat::openmetrics}) {
+            fmt::memory_buffer out;
+            core::Exposition exposition{out, format};
+            server::write_prometheus(exposition, metrics);
+            exposition.finish();
+            const std::string text = fmt::to_string(out);
+            CAPTURE(text);
+            std::map<std::pair<std::string, core::Kind>, double> seen;
+            for (const Series& s : parse_exposition(text, format == core::ExpositionFormat::openmetrics))
+                REQUIRE_MESSAGE(seen.emplace(std::pair{s.id, s.kind}, s.value).second, "metric twice: " << s.id);
+            CHECK(seen == expected);
+        }
     }
 }

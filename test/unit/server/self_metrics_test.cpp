@@ -1,4 +1,4 @@
-#include "server/exposition.hpp"
+#include "core/exposition.hpp"
 #include "server/self_metrics.hpp"
 
 #include <doctest/doctest.h>
@@ -10,8 +10,8 @@
 #include <vector>
 
 using namespace std::chrono_literals;
-using server::Exposition;
-using server::ExpositionFormat;
+using core::Exposition;
+using core::ExpositionFormat;
 using server::HttpStats;
 
 namespace {
@@ -32,7 +32,7 @@ std::string exposed(ExpositionFormat format, F&& write)
 
 TEST_CASE("the scraper's Accept header picks the format, q-weights honoured")
 {
-    using server::negotiate_exposition;
+    using core::negotiate_exposition;
     CHECK(negotiate_exposition("") == ExpositionFormat::prometheus);
     CHECK(negotiate_exposition("*/*") == ExpositionFormat::prometheus);
     CHECK(negotiate_exposition("application/openmetrics-text") == ExpositionFormat::openmetrics);
@@ -47,7 +47,7 @@ TEST_CASE("the scraper's Accept header picks the format, q-weights honoured")
     CHECK(negotiate_exposition("application/openmetrics-text;q=2") == ExpositionFormat::prometheus);
     CHECK(negotiate_exposition("application/openmetrics-text;q=abc") == ExpositionFormat::prometheus);
     CHECK(negotiate_exposition("text/plain, application/openmetrics-text") == ExpositionFormat::prometheus);
-    CHECK(server::exposition_content_type(ExpositionFormat::prometheus) == "text/plain; version=0.0.4; charset=utf-8");
+    CHECK(core::exposition_content_type(ExpositionFormat::prometheus) == "text/plain; version=0.0.4; charset=utf-8");
 }
 
 TEST_CASE("families get HELP and TYPE once; counters lose _total only in OpenMetrics' metadata")

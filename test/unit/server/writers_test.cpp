@@ -7,11 +7,22 @@
 
 namespace {
 
-std::string prometheus(const std::vector<core::OwnedMetric>& ms)
+/// The exposition of `ms` without its HELP lines (the naming tests below are about names).
+std::string prometheus(const std::vector<core::OwnedMetric>& ms,
+                       core::ExpositionFormat format = core::ExpositionFormat::prometheus)
 {
     fmt::memory_buffer out;
-    server::write_prometheus(out, ms);
-    return fmt::to_string(out);
+    core::Exposition exposition{out, format};
+    server::write_prometheus(exposition, ms);
+    exposition.finish();
+    std::string text;
+    for (std::string_view rest{out.data(), out.size()}; !rest.empty();) {
+        const std::string_view line = rest.substr(0, rest.find('\n') + 1);
+        rest.remove_prefix(line.size());
+        if (!line.starts_with("# HELP "))
+            text += line;
+    }
+    return text;
 }
 
 }  // namespace
@@ -42,7 +53,44 @@ TEST_CASE("Prometheus families that collide after sanitising stay distinct serie
     CHECK(prometheus(ms) ==
           "# TYPE a_b gauge\na_b{id=\"a.b\"} 1\na_b{id=\"a-b\"} 2\n"
           "# TYPE x_total counter\nx_total 4\n"
-          "# TYPE x_total_gauge gauge\nx_total_gauge{id=\"x_total\"} 3\n");
+          "# TYPE x_total_value gauge\nx_total_value{id=\"x_total\"} 3\n");
+}
+
+TEST_CASE("every family has one HELP line before its TYPE")
+{
+    std::vector<core::OwnedMetric> ms{{"g", core::Kind::gauge, 1, 0}, {"c", core::Kind::counter, 0, 2}};
+    fmt::memory_buffer out;
+    core::Exposition exposition{out, core::ExpositionFormat::prometheus};
+    server::write_prometheus(exposition, ms);
+    CHECK(fmt::to_string(out) ==
+          "# HELP c_total A counter stored by metrics-server.\n# TYPE c_total counter\nc_total 2\n"
+          "# HELP g A gauge stored by metrics-server.\n# TYPE g gauge\ng 1\n");
+}
+
+TEST_CASE("OpenMetrics: counter families lose _total in TYPE, a gauge named like one is renamed, # EOF ends it")
+{
+    std::vector<core::OwnedMetric> ms{
+        {"x", core::Kind::counter, 0, 4},
+        {"x", core::Kind::gauge, 1.5, 0},
+        {"y", core::Kind::gauge, 2, 0},
+    };
+    CHECK(prometheus(ms, core::ExpositionFormat::openmetrics) ==
+          "# TYPE x counter\nx_total 4\n"
+          "# TYPE x_value gauge\nx_value{id=\"x\"} 1.5\n"
+          "# TYPE y gauge\ny 2\n# EOF\n");
+    // The Prometheus text format has no such clash: the gauge keeps its name there.
+    CHECK(prometheus(ms) == "# TYPE x gauge\nx 1.5\n# TYPE x_total counter\nx_total 4\n# TYPE y gauge\ny 2\n");
+}
+
+TEST_CASE("stored metrics never take the names of the daemon's own families")
+{
+    std::vector<core::OwnedMetric> ms{
+        {"process_cpu_seconds", core::Kind::counter, 0, 9},
+        {"metrics_server_up", core::Kind::gauge, 1, 0},
+    };
+    CHECK(prometheus(ms) ==
+          "# TYPE user_metrics_server_up gauge\nuser_metrics_server_up{id=\"metrics_server_up\"} 1\n"
+          "# TYPE user_process_cpu_seconds_total counter\nuser_process_cpu_seconds_total{id=\"process_cpu_seconds\"} 9\n");
 }
 
 TEST_CASE("no client names make a gauge and a counter share a Prometheus family")
@@ -56,7 +104,7 @@ TEST_CASE("no client names make a gauge and a counter share a Prometheus family"
     CHECK(prometheus(ms) ==
           "# TYPE x_total counter\nx_total 5\n"
           "# TYPE x_total_counter gauge\nx_total_counter 2\n"
-          "# TYPE x_total_gauge gauge\nx_total_gauge{id=\"x_total\"} 1\n");
+          "# TYPE x_total_value gauge\nx_total_value{id=\"x_total\"} 1\n");
 }
 
 TEST_CASE("every error code maps to its documented status")

@@ -1,9 +1,9 @@
-#include "server/exposition.hpp"
+#include "core/exposition.hpp"
 
 #include <cmath>
 #include <iterator>
 
-namespace server {
+namespace core {
 namespace {
 
 std::string_view trim(std::string_view s) noexcept
@@ -177,4 +177,4 @@ void Exposition::finish()
         out_.append(std::string_view{"# EOF\n"});
 }
 
-}  // namespace server
+}  // namespace core

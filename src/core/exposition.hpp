@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <string_view>
 
-namespace server {
+namespace core {
 
 /// The two text formats a scraper may ask for.
 enum class ExpositionFormat : std::uint8_t {
@@ -73,4 +73,4 @@ private:
     ExpositionFormat format_;
 };
 
-}  // namespace server
+}  // namespace core
