@@ -120,6 +120,21 @@ public:
     /// or restarted by an update.
     std::uint64_t expired() const noexcept { return expired_.load(std::memory_order_relaxed); }
 
+    // TRANSITIONAL: the router of this branch still calls the old per-operation virtuals of
+    // Storage; these forward to run(). Delete this block together with those virtuals.
+    core::awaitable<Result<Metric>> apply(Metric update) override { return run(Request{Op::update, update}); }
+    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override
+    {
+        return run(Request{Op::get, Metric{id, kind, 0, 0}});
+    }
+    core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch, std::vector<Metric>& stored) override
+    {
+        Result<Metric> done = co_await run(Request{Op::update_batch, Metric{}, batch, &stored});
+        if (!done)
+            co_return done.error();
+        co_return Result<void>{};
+    }
+
 private:
     class Lease;
 
