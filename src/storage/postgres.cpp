@@ -546,8 +546,10 @@ constexpr const char* counter_sweep = "metrics_counter_sweep";
 // planner drops every expiry test.
 //
 // An update over an expired row starts from scratch in the same statement (a counter takes the
-// delta as its total); the `old` CTEs count such rows for expired(), reading the snapshot the
-// statement started from (no effect on the data).
+// delta as its total). With a TTL, the `old` CTE ({old_g}, {old_c}) counts such rows for
+// expired(), reading the snapshot the statement started from (no effect on the data). Without
+// one it is left out and {old_n} is 0: even with its test folded to `false`, its InitPlan makes
+// every single update measurably slower.
 //
 // The batch is one statement, hence one implicit transaction: an error anywhere (an overflow)
 // undoes all of it. ON CONFLICT cannot touch a row twice, so duplicates are merged first: the
@@ -568,17 +570,17 @@ constexpr const char* counter_sweep = "metrics_counter_sweep";
 constexpr const char* prepare_template = R"sql(
 DEALLOCATE ALL;
 PREPARE metrics_gauge_set (text, float8) AS
-  WITH old AS (SELECT count(*) AS n FROM gauges g WHERE g.name = $1 AND {g})
+  {old_g}
   INSERT INTO gauges AS g (name, value, updated_at) VALUES ($1, $2, now())
   ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
-  RETURNING (SELECT n FROM old);
+  RETURNING {old_n};
 PREPARE metrics_counter_add (text, int8) AS
-  WITH old AS (SELECT count(*) AS n FROM counters c WHERE c.name = $1 AND {c})
+  {old_c}
   INSERT INTO counters AS c (name, delta, updated_at) VALUES ($1, $2, now())
   ON CONFLICT (name) DO UPDATE
     SET delta = CASE WHEN {c} THEN excluded.delta ELSE c.delta + excluded.delta END,
         updated_at = excluded.updated_at
-  RETURNING delta, (SELECT n FROM old);
+  RETURNING delta, {old_n};
 PREPARE metrics_gauge_get (text) AS SELECT value FROM gauges g WHERE name = $1 AND NOT {g};
 PREPARE metrics_counter_get (text) AS SELECT delta FROM counters c WHERE name = $1 AND NOT {c};
 PREPARE metrics_gauge_remove (text) AS DELETE FROM gauges g WHERE name = $1 RETURNING value, {g};
@@ -635,7 +637,15 @@ std::string prepare_script(std::chrono::milliseconds ttl)
             return std::string{"false"};
         return fmt::format("({}.updated_at < now() - interval '{} milliseconds')", alias, ttl.count());
     };
+    const auto old = [&](std::string_view table, std::string_view alias) {
+        if (ttl.count() <= 0)
+            return std::string{};
+        return fmt::format("WITH old AS (SELECT count(*) AS n FROM {} {} WHERE {}.name = $1 AND {})", table, alias,
+                           alias, expired(alias));
+    };
     return fmt::format(fmt::runtime(prepare_template), fmt::arg("g", expired("g")), fmt::arg("c", expired("c")),
+                       fmt::arg("old_g", old("gauges", "g")), fmt::arg("old_c", old("counters", "c")),
+                       fmt::arg("old_n", ttl.count() <= 0 ? "0::int8" : "(SELECT n FROM old)"),
                        fmt::arg("ms", "floor(extract(epoch FROM updated_at) * 1000)::int8"));
 }
 
