@@ -1031,7 +1031,7 @@ core::awaitable<Result<void>> PostgresStorage::update_batch(std::span<const Metr
         core::log::error("postgres: batch returned {} rows for {} counters", PQntuples(totals), counters);
         co_return Errc::storage_unavailable;
     }
-    // Committed: from here on the answer is success, whatever the bookkeeping finds.
+    // Only bookkeeping: the batch is committed whatever this row holds.
     Result<std::int64_t> restarted = int8_at(totals, static_cast<int>(counters), 1);
     if (restarted && *restarted > 0)
         expired_.fetch_add(static_cast<std::uint64_t>(*restarted), std::memory_order_relaxed);

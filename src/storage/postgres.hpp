@@ -69,6 +69,9 @@ struct PostgresOptions {
 /// Other failures are logged and returned as Errc::storage_unavailable (nothing changed);
 /// counter overflow is Errc::counter_overflow and a name the database encoding rejects is
 /// Errc::bad_name.
+///
+/// With `metric_ttl`, expiry is decided by the database clock against each row's `updated_at`,
+/// and a timer on the storage's executor runs sweep() until close().
 class PostgresStorage final : public Storage {
 public:
     /// Checks the DSN (a key=value conninfo string or a postgres:// URI); a malformed one is
