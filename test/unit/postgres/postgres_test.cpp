@@ -477,6 +477,56 @@ TEST_CASE("two storages incrementing one counter concurrently lose nothing")
     block_on(threads, b->close());
 }
 
+// Every acknowledged delta ends up in exactly one place: a remove's answer or the final total.
+TEST_CASE("removes racing batches on one counter lose and double nothing, and no batch is split")
+{
+    asio::thread_pool threads{2};
+    std::unique_ptr<PostgresStorage> store;
+    block_on(threads, open_into(store));
+    REQUIRE(store);
+    sql("TRUNCATE gauges, counters");
+
+    constexpr int writers = 4;
+    constexpr int rounds = 30;
+    auto write = [](PostgresStorage* s) -> awaitable<std::int64_t> {
+        std::int64_t acknowledged = 0;
+        std::vector<Metric> stored;
+        const std::array batch{Metric::counter("raced", 1), Metric::gauge("raced", 1), Metric::counter("raced", 2)};
+        for (int i = 0; i < rounds; ++i) {
+            const Result<void> done = co_await update_batch(*s, batch, stored);
+            if (!done)
+                continue;
+            acknowledged += 3;
+            CHECK(stored[2].delta - stored[0].delta == 2);  // nothing came between the elements
+        }
+        co_return acknowledged;
+    };
+    auto erase = [](PostgresStorage* s) -> awaitable<std::int64_t> {
+        std::int64_t taken = 0;
+        for (int i = 0; i < rounds; ++i) {
+            const Result<Metric> gone = co_await remove(*s, Kind::counter, "raced");
+            if (gone)
+                taken += gone->delta;
+            else
+                CHECK(gone.error() == Errc::not_found);
+        }
+        co_return taken;
+    };
+    std::vector<std::future<std::int64_t>> writes;
+    for (int i = 0; i < writers; ++i)
+        writes.push_back(asio::co_spawn(asio::make_strand(threads), write(store.get()), asio::use_future));
+    auto erased = asio::co_spawn(asio::make_strand(threads), erase(store.get()), asio::use_future);
+    std::int64_t acknowledged = 0;
+    for (auto& f : writes)
+        acknowledged += f.get();
+    const std::int64_t taken = erased.get();
+    std::int64_t left = 0;
+    block_on(threads, read_counter(*store, "raced", left));
+    CHECK(acknowledged == writers * rounds * 3);
+    CHECK(taken + std::max<std::int64_t>(left, 0) == acknowledged);
+    block_on(threads, store->close());
+}
+
 // A blocking libpq session of its own, for a test to hold locks while the storage works.
 class Session {
 public:
