@@ -13,6 +13,7 @@
 #include <cassert>
 #include <climits>
 #include <cstring>
+#include <exception>
 #include <fcntl.h>
 #include <optional>
 #include <thread>
@@ -438,20 +439,83 @@ using detail::PgConnection;
 using detail::PgParams;
 using detail::PgReply;
 
-// Schema versions: entry i is version i + 1. Append, never edit.
-constexpr std::array<std::string_view, 1> migrations{
+// Schema versions: entry i is version i + 1. Append, never edit. Each runs inside the PL/pgSQL
+// block of migration_script().
+constexpr std::array<std::string_view, 2> migrations{
     "CREATE TABLE IF NOT EXISTS gauges (name text PRIMARY KEY, value double precision NOT NULL);\n"
     "CREATE TABLE IF NOT EXISTS counters (name text PRIMARY KEY, delta bigint NOT NULL);",
+
+    // Update times, and adoption in place of the Go server's tables, which version 1 found
+    // already there: gauges(name, value, updated_at) and counters(name, value, updated_at),
+    // the counter's total in `value`, columns of other types (varchar, timestamp), possibly a
+    // unique index rather than a primary key. Every row is kept: a column is converted, never
+    // dropped, and a row that cannot be (a NULL value) stops the migration, which rolls back.
+    // `timestamp` without time zone is read in the session's time zone, as the server's now()
+    // wrote it. ON CONFLICT (name) needs a unique index on name alone.
+    R"sql(DECLARE
+  tab text; col text; want text; have text;
+BEGIN
+  IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'counters'::regclass AND attname = 'value'
+             AND attnum > 0 AND NOT attisdropped)
+     AND NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'counters'::regclass
+                     AND attname = 'delta' AND attnum > 0 AND NOT attisdropped) THEN
+    ALTER TABLE counters RENAME COLUMN value TO delta;
+  END IF;
+  FOR tab, col, want IN VALUES ('gauges', 'name', 'text'), ('gauges', 'value', 'double precision'),
+                               ('counters', 'name', 'text'), ('counters', 'delta', 'bigint') LOOP
+    SELECT format_type(atttypid, atttypmod) INTO have FROM pg_attribute
+      WHERE attrelid = tab::regclass AND attname = col AND attnum > 0 AND NOT attisdropped;
+    IF have IS NULL THEN
+      RAISE EXCEPTION 'table % has no column %: not a metrics table', tab, col;
+    END IF;
+    IF have <> want THEN
+      EXECUTE format('ALTER TABLE %I ALTER COLUMN %I TYPE %s USING %I::%s', tab, col, want, col, want);
+    END IF;
+    EXECUTE format('ALTER TABLE %I ALTER COLUMN %I SET NOT NULL', tab, col);
+  END LOOP;
+  FOREACH tab IN ARRAY ARRAY['gauges', 'counters'] LOOP
+    have := NULL;
+    SELECT format_type(atttypid, atttypmod) INTO have FROM pg_attribute
+      WHERE attrelid = tab::regclass AND attname = 'updated_at' AND attnum > 0 AND NOT attisdropped;
+    IF have IS NULL THEN
+      EXECUTE format('ALTER TABLE %I ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now()', tab);
+    ELSE
+      IF have <> 'timestamp with time zone' THEN
+        EXECUTE format('ALTER TABLE %I ALTER COLUMN updated_at TYPE timestamptz'
+                       ' USING updated_at::timestamptz', tab);
+      END IF;
+      EXECUTE format('UPDATE %I SET updated_at = now() WHERE updated_at IS NULL', tab);
+      EXECUTE format('ALTER TABLE %I ALTER COLUMN updated_at SET DEFAULT now(),'
+                     ' ALTER COLUMN updated_at SET NOT NULL', tab);
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_index i
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                   WHERE i.indrelid = tab::regclass AND i.indisunique AND i.indnkeyatts = 1
+                     AND a.attname = 'name' AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+      EXECUTE format('ALTER TABLE %I ADD UNIQUE (name)', tab);
+    END IF;
+  END LOOP;
+END;)sql",
 };
 
 // One round trip, one transaction; the advisory lock makes daemons that start together take
-// turns (the version table itself is created under it).
+// turns (the version table itself is created under it). A `schema_migrations` table without
+// our `applied_at` column belongs to another tool (golang-migrate, which the Go server may have
+// used, keeps `version, dirty` there): it is kept, renamed, so that its versions are not
+// mistaken for ours.
 const std::string& migration_script()
 {
     static const std::string script = [] {
         std::string s =
             "BEGIN;\n"
             "SELECT pg_advisory_xact_lock(7036329541851066113);\n"
+            "DO $adopt$ BEGIN\n"
+            "IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('schema_migrations')"
+            " AND attname = 'applied_at' AND NOT attisdropped)"
+            " AND to_regclass('schema_migrations') IS NOT NULL THEN\n"
+            "ALTER TABLE schema_migrations RENAME TO go_schema_migrations;\n"
+            "END IF;\n"
+            "END $adopt$;\n"
             "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
             " applied_at timestamptz NOT NULL DEFAULT now());\n"
             "DO $migrate$ BEGIN\n";
@@ -470,10 +534,22 @@ constexpr const char* gauge_set = "metrics_gauge_set";
 constexpr const char* counter_add = "metrics_counter_add";
 constexpr const char* gauge_get = "metrics_gauge_get";
 constexpr const char* counter_get = "metrics_counter_get";
+constexpr const char* gauge_remove = "metrics_gauge_remove";
+constexpr const char* counter_remove = "metrics_counter_remove";
 constexpr const char* list_all = "metrics_list";
 constexpr const char* batch_apply = "metrics_batch";
+constexpr const char* gauge_sweep = "metrics_gauge_sweep";
+constexpr const char* counter_sweep = "metrics_counter_sweep";
 
-// Prepared once per connection, in one round trip.
+// Prepared once per connection, in one round trip. `{g}` and `{c}` stand for "this row of
+// gauges (alias g) / counters (alias c) has expired", `false` without a TTL, so that the
+// planner drops every expiry test.
+//
+// An update over an expired row starts from scratch in the same statement (a counter takes the
+// delta as its total). With a TTL, the `old` CTE ({old_g}, {old_c}) counts such rows for
+// expired(), reading the snapshot the statement started from (no effect on the data). Without
+// one it is left out and {old_n} is 0: even with its test folded to `false`, its InitPlan makes
+// every single update measurably slower.
 //
 // The batch is one statement, hence one implicit transaction: an error anywhere (an overflow)
 // undoes all of it. ON CONFLICT cannot touch a row twice, so duplicates are merged first: the
@@ -481,45 +557,97 @@ constexpr const char* batch_apply = "metrics_batch";
 // an overflow). Rows are written in name order so that concurrent batches lock in the same
 // order. The result is one row per counter element in input order: the total right after that
 // element, i.e. the previous total (final - sum) plus the running sum; the cast rejects a
-// step that leaves bigint even when the final total fits, as applying in order would.
+// step that leaves bigint even when the final total fits, as applying in order would. A last
+// row (ordinal NULL) carries the number of expired rows the batch restarted.
+//
+// The sweep deletes by ctid (a TID scan) at most $1 expired rows, skipping rows another
+// session holds (another daemon's sweep or an update in flight); the outer test re-checks a
+// row an update refreshed meanwhile. There is deliberately no index on updated_at: it would
+// make every update a non-HOT update, so each sweep statement scans until it has its chunk.
 //
 // DEALLOCATE ALL first: PREPARE is not transactional, so a run cancelled halfway (a table lock)
 // leaves some statements behind, and the script runs again on the same session.
-constexpr const char* prepare_script = R"sql(
+constexpr const char* prepare_template = R"sql(
 DEALLOCATE ALL;
 PREPARE metrics_gauge_set (text, float8) AS
-  INSERT INTO gauges (name, value) VALUES ($1, $2)
-  ON CONFLICT (name) DO UPDATE SET value = excluded.value;
+  {old_g}
+  INSERT INTO gauges AS g (name, value, updated_at) VALUES ($1, $2, now())
+  ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+  RETURNING {old_n};
 PREPARE metrics_counter_add (text, int8) AS
-  INSERT INTO counters AS c (name, delta) VALUES ($1, $2)
-  ON CONFLICT (name) DO UPDATE SET delta = c.delta + excluded.delta
-  RETURNING delta;
-PREPARE metrics_gauge_get (text) AS SELECT value FROM gauges WHERE name = $1;
-PREPARE metrics_counter_get (text) AS SELECT delta FROM counters WHERE name = $1;
+  {old_c}
+  INSERT INTO counters AS c (name, delta, updated_at) VALUES ($1, $2, now())
+  ON CONFLICT (name) DO UPDATE
+    SET delta = CASE WHEN {c} THEN excluded.delta ELSE c.delta + excluded.delta END,
+        updated_at = excluded.updated_at
+  RETURNING delta, {old_n};
+PREPARE metrics_gauge_get (text) AS SELECT value FROM gauges g WHERE name = $1 AND NOT {g};
+PREPARE metrics_counter_get (text) AS SELECT delta FROM counters c WHERE name = $1 AND NOT {c};
+PREPARE metrics_gauge_remove (text) AS DELETE FROM gauges g WHERE name = $1 RETURNING value, {g};
+PREPARE metrics_counter_remove (text) AS DELETE FROM counters c WHERE name = $1 RETURNING delta, {c};
 PREPARE metrics_list AS
-  SELECT name, false, value, 0::int8 FROM gauges
-  UNION ALL SELECT name, true, 0::float8, delta FROM counters;
+  SELECT name, false, value, 0::int8, {ms} FROM gauges g WHERE NOT {g}
+  UNION ALL SELECT name, true, 0::float8, delta, {ms} FROM counters c WHERE NOT {c};
 PREPARE metrics_batch (text[], float8[], text[], int8[]) AS
   WITH ge AS (
     SELECT DISTINCT ON (name) name, value
     FROM unnest($1, $2) WITH ORDINALITY AS t(name, value, ord)
     ORDER BY name, ord DESC
+  ), gx AS (
+    SELECT count(*) AS n FROM gauges g JOIN ge USING (name) WHERE {g}
   ), gu AS (
-    INSERT INTO gauges (name, value) SELECT name, value FROM ge ORDER BY name
-    ON CONFLICT (name) DO UPDATE SET value = excluded.value
+    INSERT INTO gauges AS g (name, value, updated_at) SELECT name, value, now() FROM ge ORDER BY name
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
   ), ce AS (
     SELECT name, delta, ord FROM unnest($3, $4) WITH ORDINALITY AS t(name, delta, ord)
   ), ct AS (
     SELECT name, sum(delta)::int8 AS total FROM ce GROUP BY name
+  ), cx AS (
+    SELECT count(*) AS n FROM counters c JOIN ct USING (name) WHERE {c}
   ), cu AS (
-    INSERT INTO counters AS c (name, delta) SELECT name, total FROM ct ORDER BY name
-    ON CONFLICT (name) DO UPDATE SET delta = c.delta + excluded.delta
+    INSERT INTO counters AS c (name, delta, updated_at) SELECT name, total, now() FROM ct ORDER BY name
+    ON CONFLICT (name) DO UPDATE
+      SET delta = CASE WHEN {c} THEN excluded.delta ELSE c.delta + excluded.delta END,
+          updated_at = excluded.updated_at
     RETURNING name, delta
   )
-  SELECT ((cu.delta - ct.total) + sum(ce.delta) OVER (PARTITION BY ce.name ORDER BY ce.ord))::int8
+  SELECT ce.ord, ((cu.delta - ct.total) + sum(ce.delta) OVER (PARTITION BY ce.name ORDER BY ce.ord))::int8
   FROM ce JOIN ct USING (name) JOIN cu USING (name)
-  ORDER BY ce.ord;
+  UNION ALL SELECT NULL, (SELECT n FROM gx) + (SELECT n FROM cx)
+  ORDER BY 1 NULLS LAST;
+PREPARE metrics_gauge_sweep (int8) AS
+  WITH gone AS (
+    DELETE FROM gauges g WHERE {g} AND ctid = ANY (ARRAY(
+      SELECT ctid FROM gauges g WHERE {g} LIMIT $1 FOR UPDATE SKIP LOCKED))
+    RETURNING 1)
+  SELECT count(*) FROM gone;
+PREPARE metrics_counter_sweep (int8) AS
+  WITH gone AS (
+    DELETE FROM counters c WHERE {c} AND ctid = ANY (ARRAY(
+      SELECT ctid FROM counters c WHERE {c} LIMIT $1 FOR UPDATE SKIP LOCKED))
+    RETURNING 1)
+  SELECT count(*) FROM gone;
 )sql";
+
+// The statements for `ttl` (0: nothing expires).
+std::string prepare_script(std::chrono::milliseconds ttl)
+{
+    const auto expired = [&](std::string_view alias) {
+        if (ttl.count() <= 0)
+            return std::string{"false"};
+        return fmt::format("({}.updated_at < now() - interval '{} milliseconds')", alias, ttl.count());
+    };
+    const auto old = [&](std::string_view table, std::string_view alias) {
+        if (ttl.count() <= 0)
+            return std::string{};
+        return fmt::format("WITH old AS (SELECT count(*) AS n FROM {} {} WHERE {}.name = $1 AND {})", table, alias,
+                           alias, expired(alias));
+    };
+    return fmt::format(fmt::runtime(prepare_template), fmt::arg("g", expired("g")), fmt::arg("c", expired("c")),
+                       fmt::arg("old_g", old("gauges", "g")), fmt::arg("old_c", old("counters", "c")),
+                       fmt::arg("old_n", ttl.count() <= 0 ? "0::int8" : "(SELECT n FROM old)"),
+                       fmt::arg("ms", "floor(extract(epoch FROM updated_at) * 1000)::int8"));
+}
 
 // Setup is idempotent and transactional: whatever broke it, it can run again.
 PgReply setup_failure(PgReply reply)
@@ -553,6 +681,35 @@ Result<double> float8_at(const PGresult* r, int row, int column)
 }
 
 std::string_view bytes_of(const std::array<char, 8>& a) { return {a.data(), a.size()}; }
+
+// The metric in the first column of the first row: a gauge's value or a counter's total.
+Result<Metric> metric_at(const PGresult* r, Kind kind, std::string_view id)
+{
+    if (kind == Kind::gauge) {
+        Result<double> value = float8_at(r, 0, 0);
+        if (!value)
+            return value.error();
+        return Metric::gauge(id, *value);
+    }
+    Result<std::int64_t> total = int8_at(r, 0, 0);
+    if (!total)
+        return total.error();
+    return Metric::counter(id, *total);
+}
+
+// Completion of the sweep loop: an exception ends it and is logged once.
+void log_sweep_end(std::exception_ptr e) noexcept
+{
+    if (!e)
+        return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        core::log::error("postgres: the expiry sweep stopped: {}", x.what());
+    } catch (...) {
+        core::log::error("postgres: the expiry sweep stopped");
+    }
+}
 
 // A slot of `pool` before `deadline`, else timed_out (operation_aborted once shut down). Not
 // core::with_timeout: a slot granted just as the deadline passes must be kept (and released),
@@ -590,19 +747,31 @@ std::vector<std::chrono::milliseconds> PostgresOptions::default_retry_delays()
 /// A pool slot held for the duration of one call; given back on destruction.
 class PostgresStorage::Lease {
 public:
-    Lease(detail::SlotPool& pool, std::size_t slot) : pool_(&pool), slot_(slot) {}
-    Lease(Lease&& other) noexcept : pool_(std::exchange(other.pool_, nullptr)), slot_(other.slot_) {}
+    /// `in_use`, when given, counts the leases alive (the self-metrics' pool in use).
+    Lease(detail::SlotPool& pool, std::size_t slot, std::atomic<std::int64_t>* in_use = nullptr)
+        : pool_(&pool), slot_(slot), in_use_(in_use)
+    {
+        if (in_use_ != nullptr)
+            in_use_->fetch_add(1, std::memory_order_relaxed);
+    }
+    Lease(Lease&& other) noexcept
+        : pool_(std::exchange(other.pool_, nullptr)), slot_(other.slot_), in_use_(std::exchange(other.in_use_, nullptr))
+    {
+    }
     Lease& operator=(Lease&&) = delete;
     ~Lease()
     {
         if (pool_)
             pool_->release(slot_);
+        if (in_use_ != nullptr)
+            in_use_->fetch_sub(1, std::memory_order_relaxed);
     }
     std::size_t slot() const noexcept { return slot_; }
 
 private:
     detail::SlotPool* pool_;
     std::size_t slot_;
+    std::atomic<std::int64_t>* in_use_;
 };
 
 PostgresStorage::PostgresStorage(asio::any_io_executor ex, std::string dsn, PostgresOptions opts)
@@ -611,7 +780,11 @@ PostgresStorage::PostgresStorage(asio::any_io_executor ex, std::string dsn, Post
       opts_(std::move(opts)),
       pool_(ex_, std::max<std::size_t>(opts_.pool_size, 1)),
       ping_pool_(ex_, 1),
-      session_settings_(session_settings(opts_.query_timeout))
+      session_settings_(session_settings(opts_.query_timeout)),
+      prepare_script_(prepare_script(opts_.metric_ttl)),
+      sweep_strand_(asio::make_strand(ex_)),
+      sweep_timer_(sweep_strand_),
+      sweep_running_(ex_, 1)
 {
     opts_.pool_size = std::max<std::size_t>(opts_.pool_size, 1);
     for (std::size_t i = 0; i < opts_.pool_size; ++i)
@@ -647,6 +820,13 @@ core::awaitable<Result<std::unique_ptr<PostgresStorage>>> PostgresStorage::open(
                             "(requests fail and /ping answers 500 until it is back): {}",
                             reply.reason);
     }
+    if (store->opts_.metric_ttl.count() > 0) {
+        std::size_t slot = 0;
+        const bool free = store->sweep_running_.try_acquire(slot);
+        assert(free);  // one loop per storage
+        (void)free;
+        asio::co_spawn(store->sweep_strand_, store->sweep_timer_loop(slot), &log_sweep_end);
+    }
     co_return std::move(store);
 }
 
@@ -671,7 +851,7 @@ core::awaitable<Result<PostgresStorage::Lease>> PostgresStorage::acquire(Deadlin
             co_return Errc::storage_unavailable;
         slot = granted;
     }
-    Lease lease{pool_, slot};
+    Lease lease{pool_, slot, &stats_.in_use};
     if (closed_)  // queued before close(): give the slot to close() instead
         co_return Errc::storage_unavailable;
     co_return Result<Lease>{std::move(lease)};
@@ -702,7 +882,7 @@ core::awaitable<PgReply> PostgresStorage::setup(PgConnection& conn, Deadline con
         }
         schema_ready_ = true;
     }
-    reply = co_await conn.query(prepare_script, query_deadline);
+    reply = co_await conn.query(prepare_script_.c_str(), query_deadline);
     if (reply.failure != Failure::none) {
         // A cancelled PREPARE leaves a healthy session: keep it rather than open another backend
         // while the old one may still be exiting.
@@ -726,12 +906,14 @@ core::awaitable<PgReply> PostgresStorage::attempt(PgConnection& conn, const char
     co_return co_await conn.execute(statement, params, std::min(Clock::now() + opts_.query_timeout, deadline));
 }
 
-core::awaitable<Result<PgReply>> PostgresStorage::run(PgConnection& conn, const char* statement,
-                                                      const PgParams& params, bool idempotent,
-                                                      Deadline deadline)
+core::awaitable<Result<PgReply>> PostgresStorage::execute(PgConnection& conn, const char* statement,
+                                                          const PgParams& params, bool idempotent,
+                                                          Deadline deadline)
 {
     for (std::size_t attempt_no = 0;; ++attempt_no) {
+        const auto started = Clock::now();
         PgReply reply = co_await attempt(conn, statement, params, deadline);
+        stats_.statement(Clock::now() - started, reply.failure == Failure::none);
         if (reply.failure == Failure::none)
             co_return std::move(reply);
         if (reply.failure == Failure::statement) {
@@ -769,7 +951,27 @@ core::awaitable<Result<PgReply>> PostgresStorage::run(PgConnection& conn, const 
     }
 }
 
-core::awaitable<Result<Metric>> PostgresStorage::apply(Metric update)
+core::awaitable<Result<Metric>> PostgresStorage::run(Request request)
+{
+    switch (request.op) {
+    case Op::update:
+        co_return co_await update(request.metric);
+    case Op::get:
+        co_return co_await read(request.metric.kind, request.metric.id);
+    case Op::remove:
+        co_return co_await remove(request.metric.kind, request.metric.id);
+    case Op::update_batch: {
+        std::vector<Metric> unused;
+        const Result<void> done = co_await update_batch(request.batch, request.stored ? *request.stored : unused);
+        if (!done)
+            co_return done.error();
+        co_return Metric{};
+    }
+    }
+    co_return Errc::storage_unavailable;
+}
+
+core::awaitable<Result<Metric>> PostgresStorage::update(Metric update)
 {
     const Deadline deadline = Clock::now() + opts_.request_timeout;
     Result<Lease> lease = co_await acquire(deadline);
@@ -779,27 +981,29 @@ core::awaitable<Result<Metric>> PostgresStorage::apply(Metric update)
     std::array<char, 8> number;
     PgParams params;
     params.add(update.id);
-    if (update.kind == Kind::gauge) {
-        detail::put_be64(number.data(), std::bit_cast<std::uint64_t>(update.value));
-        params.add(bytes_of(number));
-        Result<PgReply> reply = co_await run(conn, gauge_set, params, false, deadline);
-        if (!reply)
-            co_return reply.error();
-        co_return update;
-    }
-    detail::put_be64(number.data(), std::bit_cast<std::uint64_t>(update.delta));
+    const bool gauge = update.kind == Kind::gauge;
+    detail::put_be64(number.data(), gauge ? std::bit_cast<std::uint64_t>(update.value)
+                                          : std::bit_cast<std::uint64_t>(update.delta));
     params.add(bytes_of(number));
-    Result<PgReply> reply = co_await run(conn, counter_add, params, false, deadline);
+    Result<PgReply> reply = co_await execute(conn, gauge ? gauge_set : counter_add, params, false, deadline);
     if (!reply)
         co_return reply.error();
-    Result<std::int64_t> total = int8_at(reply->result.get(), 0, 0);
+    const PGresult* r = reply->result.get();
+    Result<std::int64_t> restarted = int8_at(r, 0, gauge ? 0 : 1);
+    if (!restarted)
+        co_return restarted.error();
+    if (*restarted != 0)
+        expired_.fetch_add(1, std::memory_order_relaxed);
+    if (gauge)
+        co_return update;
+    Result<std::int64_t> total = int8_at(r, 0, 0);
     if (!total)
         co_return total.error();
     co_return Metric::counter(update.id, *total);
 }
 
-core::awaitable<Result<void>> PostgresStorage::apply_batch(std::span<const Metric> batch,
-                                                           std::vector<Metric>& stored)
+core::awaitable<Result<void>> PostgresStorage::update_batch(std::span<const Metric> batch,
+                                                            std::vector<Metric>& stored)
 {
     stored.clear();
     if (batch.empty())
@@ -833,14 +1037,18 @@ core::awaitable<Result<void>> PostgresStorage::apply_batch(std::span<const Metri
         params.add(*buffer);
     }
 
-    Result<PgReply> reply = co_await run(conn, batch_apply, params, false, deadline);
+    Result<PgReply> reply = co_await execute(conn, batch_apply, params, false, deadline);
     if (!reply)
         co_return reply.error();
     const PGresult* totals = reply->result.get();
-    if (static_cast<std::size_t>(PQntuples(totals)) != counters) {
-        core::log::error("postgres: batch returned {} totals for {} counters", PQntuples(totals), counters);
+    if (static_cast<std::size_t>(PQntuples(totals)) != counters + 1) {
+        core::log::error("postgres: batch returned {} rows for {} counters", PQntuples(totals), counters);
         co_return Errc::storage_unavailable;
     }
+    // Only bookkeeping: the batch is committed whatever this row holds.
+    Result<std::int64_t> restarted = int8_at(totals, static_cast<int>(counters), 1);
+    if (restarted && *restarted > 0)
+        expired_.fetch_add(static_cast<std::uint64_t>(*restarted), std::memory_order_relaxed);
     stored.reserve(batch.size());
     int row = 0;
     for (const Metric& m : batch) {
@@ -848,7 +1056,7 @@ core::awaitable<Result<void>> PostgresStorage::apply_batch(std::span<const Metri
             stored.push_back(m);
             continue;
         }
-        Result<std::int64_t> total = int8_at(totals, row++, 0);
+        Result<std::int64_t> total = int8_at(totals, row++, 1);
         if (!total) {
             stored.clear();
             co_return total.error();
@@ -858,7 +1066,7 @@ core::awaitable<Result<void>> PostgresStorage::apply_batch(std::span<const Metri
     co_return Result<void>{};
 }
 
-core::awaitable<Result<Metric>> PostgresStorage::get(Kind kind, std::string_view id)
+core::awaitable<Result<Metric>> PostgresStorage::read(Kind kind, std::string_view id)
 {
     const Deadline deadline = Clock::now() + opts_.request_timeout;
     Result<Lease> lease = co_await acquire(deadline);
@@ -866,43 +1074,40 @@ core::awaitable<Result<Metric>> PostgresStorage::get(Kind kind, std::string_view
         co_return lease.error();
     PgParams params;
     params.add(id);
-    Result<PgReply> reply =
-        co_await run(*connections_[lease->slot()], kind == Kind::gauge ? gauge_get : counter_get, params, true, deadline);
+    Result<PgReply> reply = co_await execute(*connections_[lease->slot()],
+                                             kind == Kind::gauge ? gauge_get : counter_get, params, true, deadline);
     if (!reply)
         co_return reply.error();
     const PGresult* r = reply->result.get();
     if (PQntuples(r) == 0)
         co_return Errc::not_found;
-    if (kind == Kind::gauge) {
-        Result<double> value = float8_at(r, 0, 0);
-        if (!value)
-            co_return value.error();
-        co_return Metric::gauge(id, *value);
-    }
-    Result<std::int64_t> total = int8_at(r, 0, 0);
-    if (!total)
-        co_return total.error();
-    co_return Metric::counter(id, *total);
+    co_return metric_at(r, kind, id);
 }
 
-// The Request interface over the per-operation members; removal is not supported here yet.
-core::awaitable<Result<Metric>> PostgresStorage::run(Request r)
+core::awaitable<Result<Metric>> PostgresStorage::remove(Kind kind, std::string_view id)
 {
-    switch (r.op) {
-    case Op::update:
-        co_return co_await apply(r.metric);
-    case Op::get:
-        co_return co_await get(r.metric.kind, r.metric.id);
-    case Op::update_batch: {
-        const Result<void> done = co_await apply_batch(r.batch, *r.stored);
-        if (!done)
-            co_return done.error();
-        co_return Metric{};
+    const Deadline deadline = Clock::now() + opts_.request_timeout;
+    Result<Lease> lease = co_await acquire(deadline);
+    if (!lease)
+        co_return lease.error();
+    PgParams params;
+    params.add(id);
+    Result<PgReply> reply = co_await execute(*connections_[lease->slot()],
+                                             kind == Kind::gauge ? gauge_remove : counter_remove, params, false,
+                                             deadline);
+    if (!reply)
+        co_return reply.error();
+    const PGresult* r = reply->result.get();
+    if (PQntuples(r) == 0)
+        co_return Errc::not_found;
+    if (!shape_ok(r, 0, 1, 1))
+        co_return Errc::storage_unavailable;
+    if (PQgetvalue(r, 0, 1)[0] != 0) {  // expired already: deleted, but there was nothing to remove
+        expired_.fetch_add(1, std::memory_order_relaxed);
+        co_return Errc::not_found;
     }
-    case Op::remove:
-        break;
-    }
-    co_return Errc::storage_unavailable;
+    removed_.fetch_add(1, std::memory_order_relaxed);
+    co_return metric_at(r, kind, id);
 }
 
 core::awaitable<Result<std::vector<OwnedMetric>>> PostgresStorage::list()
@@ -911,7 +1116,7 @@ core::awaitable<Result<std::vector<OwnedMetric>>> PostgresStorage::list()
     Result<Lease> lease = co_await acquire(deadline);
     if (!lease)
         co_return lease.error();
-    Result<PgReply> reply = co_await run(*connections_[lease->slot()], list_all, PgParams{}, true, deadline);
+    Result<PgReply> reply = co_await execute(*connections_[lease->slot()], list_all, PgParams{}, true, deadline);
     if (!reply)
         co_return reply.error();
     const PGresult* r = reply->result.get();
@@ -924,17 +1129,80 @@ core::awaitable<Result<std::vector<OwnedMetric>>> PostgresStorage::list()
         const bool counter = PQgetvalue(r, i, 1)[0] != 0;
         Result<double> value = float8_at(r, i, 2);
         Result<std::int64_t> delta = int8_at(r, i, 3);
-        if (!value || !delta || PQgetisnull(r, i, 0))
+        Result<std::int64_t> updated_at = int8_at(r, i, 4);
+        if (!value || !delta || !updated_at || PQgetisnull(r, i, 0))
             co_return Errc::storage_unavailable;
-        all.push_back(OwnedMetric{
-            std::string{PQgetvalue(r, i, 0), static_cast<std::size_t>(PQgetlength(r, i, 0))},
-            counter ? Kind::counter : Kind::gauge, counter ? 0.0 : *value, counter ? *delta : 0});
+        OwnedMetric m{std::string{PQgetvalue(r, i, 0), static_cast<std::size_t>(PQgetlength(r, i, 0))},
+                      counter ? Kind::counter : Kind::gauge, counter ? 0.0 : *value, counter ? *delta : 0};
+        m.updated_at = *updated_at;
+        all.push_back(std::move(m));
     }
     // Byte order, as the other storages, whatever the database collation says.
     std::sort(all.begin(), all.end(), [](const OwnedMetric& a, const OwnedMetric& b) {
         return std::tie(a.id, a.kind) < std::tie(b.id, b.kind);
     });
     co_return all;
+}
+
+core::awaitable<Result<std::uint64_t>> PostgresStorage::sweep_chunk(const char* statement)
+{
+    const Deadline deadline = Clock::now() + opts_.request_timeout;
+    Result<Lease> lease = co_await acquire(deadline);
+    if (!lease)
+        co_return lease.error();
+    std::array<char, 8> limit;
+    detail::put_be64(limit.data(), static_cast<std::uint64_t>(
+                                       std::clamp<std::size_t>(opts_.sweep_chunk, 1, std::size_t{INT64_MAX})));
+    PgParams params;
+    params.add(bytes_of(limit));
+    // Idempotent: running it again deletes only rows that are expired anyway.
+    Result<PgReply> reply = co_await execute(*connections_[lease->slot()], statement, params, true, deadline);
+    if (!reply)
+        co_return reply.error();
+    Result<std::int64_t> deleted = int8_at(reply->result.get(), 0, 0);
+    if (!deleted)
+        co_return deleted.error();
+    co_return static_cast<std::uint64_t>(*deleted);
+}
+
+core::awaitable<Result<std::uint64_t>> PostgresStorage::sweep()
+{
+    std::uint64_t total = 0;
+    if (opts_.metric_ttl.count() <= 0)
+        co_return total;
+    const std::size_t chunk = std::max<std::size_t>(opts_.sweep_chunk, 1);
+    for (const char* statement : {gauge_sweep, counter_sweep}) {
+        for (;;) {
+            Result<std::uint64_t> deleted = co_await sweep_chunk(statement);
+            if (!deleted)
+                co_return deleted.error();
+            total += *deleted;
+            expired_.fetch_add(*deleted, std::memory_order_relaxed);
+            if (*deleted < chunk || closed_)
+                break;
+        }
+    }
+    if (total != 0)
+        core::log::debug("postgres: sweep deleted {} expired metrics", total);
+    co_return total;
+}
+
+core::awaitable<void> PostgresStorage::sweep_timer_loop(std::size_t running_slot)
+{
+    const Lease running{sweep_running_, running_slot};
+    const auto interval = opts_.sweep_interval.count() > 0
+                              ? opts_.sweep_interval
+                              : std::clamp<std::chrono::milliseconds>(opts_.metric_ttl / 4, std::chrono::seconds{1},
+                                                                      std::chrono::minutes{1});
+    while (!closed_) {
+        sweep_timer_.expires_after(interval);
+        // Cancelled by close(), which sets closed_ first.
+        (void)co_await sweep_timer_.async_wait(core::use_nothrow_awaitable);
+        if (closed_)
+            break;
+        // Failures are logged by execute(); the next tick tries again.
+        (void)co_await sweep();
+    }
 }
 
 core::awaitable<bool> PostgresStorage::ping()
@@ -970,6 +1238,12 @@ core::awaitable<void> PostgresStorage::close()
 {
     if (closed_.exchange(true))
         co_return;
+    asio::post(sweep_strand_, [this] { sweep_timer_.cancel(); });
+    {
+        auto [ec, slot] = co_await sweep_running_.async_acquire(core::use_nothrow_awaitable);
+        if (!ec)
+            sweep_running_.release(slot);
+    }
     // Every slot comes back when its call ends (each is bounded by its timeouts, and no retry
     // starts once closed); calls still queued see closed_ and hand their slot on.
     for (std::size_t i = 0; i < connections_.size(); ++i) {
@@ -982,7 +1256,52 @@ core::awaitable<void> PostgresStorage::close()
         ping_connection_->reset();
     pool_.shutdown();
     ping_pool_.shutdown();
+    sweep_running_.shutdown();
     core::log::info("postgres: connections closed");
+}
+
+void PostgresStorage::Stats::statement(std::chrono::steady_clock::duration took, bool ok) noexcept
+{
+    const double seconds = std::chrono::duration<double>(took).count();
+    const auto bucket = static_cast<std::size_t>(
+        std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin());
+    buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+    nanoseconds.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()),
+                          std::memory_order_relaxed);
+    if (!ok)
+        failures.fetch_add(1, std::memory_order_relaxed);
+}
+
+void PostgresStorage::write_self_metrics(core::Exposition& out) const
+{
+    out.gauge_family("metrics_server_postgres_connections_in_use", "PostgreSQL connections lent to requests now.");
+    out.sample("metrics_server_postgres_connections_in_use", {}, stats_.in_use.load(std::memory_order_relaxed));
+    out.gauge_family("metrics_server_postgres_requests_waiting", "Requests waiting for a PostgreSQL connection now.");
+    out.sample("metrics_server_postgres_requests_waiting", {},
+               static_cast<std::uint64_t>(waiting_.load(std::memory_order_relaxed)));
+    out.counter_family("metrics_server_postgres_statement_errors_total",
+                       "Statement attempts that failed (connection, timeout or SQL errors; retries included).");
+    out.sample("metrics_server_postgres_statement_errors_total", {}, stats_.failures.load(std::memory_order_relaxed));
+    out.histogram_family("metrics_server_postgres_statement_duration_seconds",
+                         "Time of each statement attempt, connecting included.");
+    std::uint64_t cumulative = 0;
+    for (std::size_t k = 0; k < stats_.buckets.size(); ++k) {
+        cumulative += stats_.buckets[k].load(std::memory_order_relaxed);
+        fmt::memory_buffer le;
+        if (k < stats_.bounds.size())
+            core::Exposition::write_double(le, stats_.bounds[k]);
+        else
+            le.append(std::string_view{"+Inf"});
+        out.sample("metrics_server_postgres_statement_duration_seconds_bucket", {{"le", {le.data(), le.size()}}},
+                   cumulative);
+    }
+    out.sample("metrics_server_postgres_statement_duration_seconds_sum", {},
+               static_cast<double>(stats_.nanoseconds.load(std::memory_order_relaxed)) / 1e9);
+    out.sample("metrics_server_postgres_statement_duration_seconds_count", {}, cumulative);
+    out.counter_family("metrics_server_metrics_deleted_total", "Metrics removed by DELETE requests.");
+    out.sample("metrics_server_metrics_deleted_total", {}, removed());
+    out.counter_family("metrics_server_metrics_expired_total", "Metrics removed because their TTL had passed.");
+    out.sample("metrics_server_metrics_expired_total", {}, expired());
 }
 
 }  // namespace storage

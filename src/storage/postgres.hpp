@@ -3,6 +3,7 @@
 #include "storage/detail/pg_pool.hpp"
 #include "storage/storage.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -32,6 +33,13 @@ struct PostgresOptions {
     std::size_t max_waiting = 256;
     /// Pauses before the retries of an operation that failed for connection reasons.
     std::vector<std::chrono::milliseconds> retry_delays = default_retry_delays();
+    /// A metric not updated for this long (by the database clock) is absent from every read, an
+    /// update over it starts from scratch, and the sweep deletes it. 0: metrics never expire.
+    std::chrono::milliseconds metric_ttl{0};
+    /// Pause between two sweeps; 0: a quarter of metric_ttl, within [1 s, 1 min].
+    std::chrono::milliseconds sweep_interval{0};
+    /// Rows one sweep statement deletes at most: the bound on a step's locks and work.
+    std::size_t sweep_chunk = 1000;
 
     /// 1 s, 3 s, 5 s. A function, not a braced list: GCC 12 rejects ("array used as
     /// initializer") a coroutine that creates PostgresOptions{} when the member initializer
@@ -62,6 +70,9 @@ struct PostgresOptions {
 /// Other failures are logged and returned as Errc::storage_unavailable (nothing changed);
 /// counter overflow is Errc::counter_overflow and a name the database encoding rejects is
 /// Errc::bad_name.
+///
+/// With `metric_ttl`, expiry is decided by the database clock against each row's `updated_at`,
+/// and a timer on the storage's executor runs sweep() until close().
 class PostgresStorage final : public Storage {
 public:
     /// Checks the DSN (a key=value conninfo string or a postgres:// URI); a malformed one is
@@ -80,14 +91,18 @@ public:
     PostgresStorage(const PostgresStorage&) = delete;
     PostgresStorage& operator=(const PostgresStorage&) = delete;
 
+    /// Every answer waits for the database.
+    std::optional<Result<Metric>> try_now(const Request&) override { return std::nullopt; }
+    bool answers_now() const override { return false; }
+    /// One statement per request, so one round trip and one implicit transaction. Updates stamp
+    /// `updated_at` with the database's `now()`, so that daemons sharing the tables agree on it.
+    /// Op::update_batch: duplicate ids are merged in SQL (last gauge wins, counters summed) and
+    /// the running totals come back in input order; a batch whose counters overflow, in total or
+    /// at any step in input order, changes nothing. Op::remove: `DELETE ... RETURNING`; it is
+    /// not retried once sent (a second try would answer not_found), so a broken connection
+    /// makes it Errc::outcome_unknown like any write.
     core::awaitable<Result<Metric>> run(Request request) override;
-    core::awaitable<Result<Metric>> apply(Metric update);
-    /// One statement, so one round trip and one implicit transaction: duplicate ids are merged
-    /// in SQL (last gauge wins, counters summed) and the running totals come back in input order.
-    /// A batch whose counters overflow, in total or at any step in input order, changes nothing.
-    core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch,
-                                              std::vector<Metric>& stored);
-    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id);
+    /// Live rows only, with `updated_at` in Unix milliseconds (the database clock).
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
     /// `SELECT 1` on a dedicated connection within ping_timeout. That connection only sets its
     /// timeouts (no migration, no PREPARE: those wait for table locks), so a ping costs no
@@ -97,8 +112,34 @@ public:
     /// closing), then closes the connections; later calls fail with Errc::storage_unavailable.
     core::awaitable<void> close() override;
 
+    /// Deletes every expired row now, in statements of at most `sweep_chunk` rows, each on a
+    /// pooled connection of its own (requests get the connection between chunks). Rows another
+    /// daemon's sweep holds are skipped. Answers the rows deleted; the timer calls it every
+    /// sweep_interval when metric_ttl is set. Nothing to do without a TTL.
+    core::awaitable<Result<std::uint64_t>> sweep();
+
+    /// Metrics this storage deleted on request (Op::remove).
+    std::uint64_t removed() const noexcept { return removed_.load(std::memory_order_relaxed); }
+    /// Expired metrics this storage met: deleted by its sweep, by a remove (answered not_found),
+    /// or restarted by an update.
+    std::uint64_t expired() const noexcept { return expired_.load(std::memory_order_relaxed); }
+
+    void write_self_metrics(core::Exposition& out) const override;
+
 private:
     class Lease;
+
+    /// Statement figures for the self-metrics; atomics, as a statement is slow next to them.
+    struct Stats {
+        static constexpr std::array<double, 12> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                       0.05,   0.1,   0.25,   0.5,   1,    5};
+        std::array<std::atomic<std::uint64_t>, bounds.size() + 1> buckets{};
+        std::atomic<std::uint64_t> nanoseconds{0};
+        std::atomic<std::uint64_t> failures{0};
+        std::atomic<std::int64_t> in_use{0};
+
+        void statement(std::chrono::steady_clock::duration took, bool ok) noexcept;
+    };
 
     PostgresStorage(asio::any_io_executor ex, std::string dsn, PostgresOptions opts);
 
@@ -116,9 +157,19 @@ private:
                                              const detail::PgParams& params, Deadline deadline);
     /// Runs a prepared statement on a leased connection with the retry policy, within
     /// `deadline`; the result on success, else an error already logged.
-    core::awaitable<Result<detail::PgReply>> run(detail::PgConnection& conn, const char* statement,
-                                                 const detail::PgParams& params, bool idempotent,
-                                                 Deadline deadline);
+    core::awaitable<Result<detail::PgReply>> execute(detail::PgConnection& conn, const char* statement,
+                                                     const detail::PgParams& params, bool idempotent,
+                                                     Deadline deadline);
+
+    core::awaitable<Result<Metric>> update(Metric update);
+    core::awaitable<Result<Metric>> read(Kind kind, std::string_view id);
+    core::awaitable<Result<Metric>> remove(Kind kind, std::string_view id);
+    core::awaitable<Result<void>> update_batch(std::span<const Metric> batch, std::vector<Metric>& stored);
+    /// One sweep statement on `statement`'s table: the rows it deleted.
+    core::awaitable<Result<std::uint64_t>> sweep_chunk(const char* statement);
+    /// Calls sweep() every sweep interval until close(); runs on sweep_strand_ and holds
+    /// `running_slot` of sweep_running_ until it ends.
+    core::awaitable<void> sweep_timer_loop(std::size_t running_slot);
 
     asio::any_io_executor ex_;
     std::string dsn_;
@@ -128,7 +179,14 @@ private:
     detail::SlotPool pool_;
     detail::SlotPool ping_pool_;  // one slot: pings take turns
     std::string session_settings_;  // SET statement_timeout, lock_timeout
+    std::string prepare_script_;    // the statements, with metric_ttl written in
+    asio::strand<asio::any_io_executor> sweep_strand_;  // sweep_timer_ is used only on it
+    asio::steady_timer sweep_timer_;
+    detail::SlotPool sweep_running_;  // one slot, held by the timer loop until it ends
+    std::atomic<std::uint64_t> removed_{0};
+    std::atomic<std::uint64_t> expired_{0};
     std::atomic<std::size_t> waiting_{0};  // calls waiting for a slot of pool_
+    Stats stats_;
     std::atomic<bool> schema_ready_{false};
     std::atomic<bool> closed_{false};
     std::atomic<bool> healthy_{true};  // last ping outcome, to log changes once

@@ -37,7 +37,7 @@ public:
     auto async_acquire(Token&& token)
     {
         return asio::async_initiate<Token, void(std::error_code, std::size_t)>(
-            [this](auto handler) { start(std::move(handler)); }, token);
+            [this](auto handler) { this->start(std::move(handler)); }, token);
     }
 
     /// A free slot without waiting, or false.
