@@ -46,6 +46,16 @@ const rows = (page) => page.$$eval('#metrics tbody tr', (trs) => trs
   .filter((tr) => !tr.querySelector('td.spacer'))
   .map((tr) => Array.from(tr.cells).slice(0, 5).map((td) => td.textContent)));
 
+/** Waits until the rows show `names` in this order (rendering happens on the next frame). */
+async function waitForOrder(page, names) {
+  try {
+    await page.waitForFunction((expected) => JSON.stringify(Array.from(document.querySelectorAll('#metrics td.name'))
+      .map((td) => td.textContent)) === expected, {timeout: 5000}, JSON.stringify(names));
+  } catch {
+    throw new Error('rows ' + JSON.stringify((await rows(page)).map((r) => r[0])) + ', expected ' + JSON.stringify(names));
+  }
+}
+
 const refreshed = (page) => page.waitForFunction(
   () => document.getElementById('status').textContent.includes('refreshed'), {timeout: 10000});
 
@@ -57,7 +67,7 @@ const browser = await puppeteer.launch({
 try {
   await post('/update/gauge/alpha/1.5');
   await post('/update/counter/hits/5');
-  await post('/update/', JSON.stringify({id: HOSTILE, type: 'gauge', value: -2}));
+  await post('/update/', JSON.stringify({id: HOSTILE, type: 'gauge', value: 10}));
   const refused = await fetch(base + '/update/', {method: 'POST', headers: {'Content-Type': 'application/json'},
     body: JSON.stringify({id: '<img src=x onerror=alert(1)>', type: 'gauge', value: 1})});
 
@@ -72,7 +82,7 @@ try {
     const shown = await rows(page);
     expect(shown.length === 3, `${shown.length} rows`);
     expect(JSON.stringify(shown.map((r) => r.slice(0, 3))) === JSON.stringify([
-      [HOSTILE, 'gauge', '-2'], ['alpha', 'gauge', '1.5'], ['hits', 'counter', '5']]), JSON.stringify(shown));
+      [HOSTILE, 'gauge', '10'], ['alpha', 'gauge', '1.5'], ['hits', 'counter', '5']]), JSON.stringify(shown));
     expect(shown.every((r) => /^\d+s ago$/.test(r[4])), 'ages: ' + shown.map((r) => r[4]));
   });
 
@@ -96,13 +106,15 @@ try {
 
   await check('clicking a header sorts by it, again reverses', async () => {
     await page.click('th[data-key=value]');
-    let shown = await rows(page);
-    expect(JSON.stringify(shown.map((r) => r[0])) === JSON.stringify([HOSTILE, 'alpha', 'hits']), JSON.stringify(shown));
+    await waitForOrder(page, ['alpha', 'hits', HOSTILE]);
     expect(await page.$eval('th[data-key=value]', (th) => th.getAttribute('aria-sort')) === 'ascending', 'aria-sort');
     await page.click('th[data-key=value]');
-    shown = await rows(page);
-    expect(JSON.stringify(shown.map((r) => r[0])) === JSON.stringify(['hits', 'alpha', HOSTILE]), JSON.stringify(shown));
+    await waitForOrder(page, [HOSTILE, 'hits', 'alpha']);
+    expect(await page.$eval('th[data-key=value]', (th) => th.getAttribute('aria-sort')) === 'descending', 'aria-sort');
+    await page.click('th[data-key=kind]');
+    await waitForOrder(page, ['hits', HOSTILE, 'alpha']);  // counter before gauge, then by name
     await page.click('th[data-key=id]');
+    await waitForOrder(page, [HOSTILE, 'alpha', 'hits']);
   });
 
   await check('a new value appears without a reload, counters get a rate and a sparkline', async () => {
