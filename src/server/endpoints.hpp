@@ -1,5 +1,6 @@
 #pragma once
 
+#include "core/bytes.hpp"
 #include "http/message.hpp"
 
 #include <cstdint>
@@ -64,8 +65,18 @@ inline constexpr std::size_t longest_json_path = [] {
     return n;
 }();
 
-/// The endpoint of `path`, or nullptr (404).
-const Endpoint* find_endpoint(std::string_view path) noexcept;
+/// The endpoint of `path`, or nullptr (404). Inline, over the constant table: the compiler
+/// unrolls it into a few fixed-size compares (core::bytes::equal_short) on every request.
+inline const Endpoint* find_endpoint(std::string_view path) noexcept
+{
+    for (const Endpoint& e : endpoints) {
+        const std::size_t n = e.path.size();
+        const bool fits = e.prefix ? path.size() > n : path.size() == n;
+        if (fits && core::bytes::equal_short(path.data(), e.path.data(), n))
+            return &e;
+    }
+    return nullptr;
+}
 
 /// Whether `e` accepts `m` (HEAD wherever GET is).
 bool accepts(const Endpoint& e, http::Method m) noexcept;
