@@ -1,7 +1,5 @@
 #include "server/endpoints.hpp"
 
-#include "core/bytes.hpp"
-
 namespace server {
 
 // Every fixed path is at most 16 bytes: core::bytes::equal_short compares them inline, where
@@ -12,17 +10,6 @@ static_assert([] {
             return false;
     return true;
 }());
-
-const Endpoint* find_endpoint(std::string_view path) noexcept
-{
-    for (const Endpoint& e : endpoints) {
-        const std::size_t n = e.path.size();
-        const bool fits = e.prefix ? path.size() > n : path.size() == n;
-        if (fits && core::bytes::equal_short(path.data(), e.path.data(), n))
-            return &e;
-    }
-    return nullptr;
-}
 
 bool accepts(const Endpoint& e, http::Method m) noexcept
 {
