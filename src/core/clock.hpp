@@ -9,8 +9,8 @@ namespace core {
 /// reads a variable they set (a manual clock), and the hot path pays no virtual call.
 using Clock = std::int64_t (*)() noexcept;
 
-/// The wall clock in Unix milliseconds, as of the last timer tick (CLOCK_REALTIME_COARSE: at most
-/// a few milliseconds old, clock_getres says how many). Every update reads it, and the coarse
+/// The wall clock in Unix milliseconds, as of the last timer tick (CLOCK_REALTIME_COARSE: one
+/// tick, 1 to 10 ms, behind at most; clock_getres says how many). Every update reads it, and the coarse
 /// clock costs a fraction of CLOCK_REALTIME (BM_UpdateGauge<MemoryMap> in bench/storage_bench.cpp).
 inline std::int64_t unix_millis() noexcept
 {
