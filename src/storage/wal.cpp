@@ -429,7 +429,7 @@ Result<void> Log::append(std::string_view records, std::uint64_t next_seq)
 {
     // A partial record left by an earlier failure goes first: nothing may follow it.
     if (dirty_ && !truncate_to(written_end_)) {
-        healthy_ = false;
+        write_ok_ = false;
         return Errc::io_error;
     }
     if (!fd_.ok() || !ops_.write_all(fd_.get(), records)) {
@@ -437,9 +437,10 @@ Result<void> Log::append(std::string_view records, std::uint64_t next_seq)
         core::log::error("write-ahead log: cannot write {}: {}", segment_path(segment_), std::strerror(err));
         if (fd_.ok())
             truncate_to(written_end_);
-        healthy_ = false;
+        write_ok_ = false;
         return Errc::io_error;
     }
+    write_ok_ = true;
     written_end_ += records.size();
     next_seq_ = next_seq;
     return {};
@@ -455,11 +456,11 @@ Result<std::uint64_t> Log::finish_sync(const SyncPoint& point, bool ok, bool rol
     if (ok) {
         synced_end_ = std::max(synced_end_, point.end);
         synced_next_seq_ = std::max(synced_next_seq_, point.next_seq);
-        healthy_ = !dirty_;
+        sync_ok_ = true;
         return synced_next_seq_;
     }
     core::log::error("write-ahead log: cannot sync {}: {}", segment_path(segment_), std::strerror(errno));
-    healthy_ = false;
+    sync_ok_ = false;
     if (rollback) {
         // After a failed fsync the kernel may have dropped the dirty pages: only what an
         // earlier sync covered is known to be on disk, so everything after it goes.
@@ -475,9 +476,10 @@ Result<std::uint64_t> Log::rotate()
 {
     if (do_sync(fd_.get()) != 0) {
         core::log::error("write-ahead log: cannot sync {}: {}", segment_path(segment_), std::strerror(errno));
-        healthy_ = false;
+        sync_ok_ = false;
         return Errc::io_error;
     }
+    sync_ok_ = true;
     synced_end_ = written_end_;
     synced_next_seq_ = next_seq_;
     if (written_end_ == 0)

@@ -152,8 +152,8 @@ public:
 
     /// Bytes in all segments.
     std::uint64_t bytes() const noexcept { return older_bytes_ + written_end_; }
-    /// The last append and sync succeeded.
-    bool healthy() const noexcept { return healthy_; }
+    /// The last append and the last sync succeeded, and no partial record is left.
+    bool healthy() const noexcept { return write_ok_ && sync_ok_ && !dirty_; }
     std::uint64_t syncs() const noexcept { return syncs_; }
     const std::string& dir() const noexcept { return dir_; }
     /// The segments on disk, oldest first (their first seqs).
@@ -177,7 +177,8 @@ private:
     std::uint64_t older_bytes_ = 0;   ///< bytes of the segments before the open one
     std::vector<std::pair<std::uint64_t, std::uint64_t>> older_;  ///< (first seq, bytes)
     bool dirty_ = false;              ///< a failed truncation left bytes past written_end_
-    bool healthy_ = true;
+    bool write_ok_ = true;
+    bool sync_ok_ = true;
     std::uint64_t syncs_ = 0;
 };
 
