@@ -109,7 +109,7 @@ void BM_HandlerWithManyMetrics(benchmark::State& state)
     }
     for (const auto& r : requests)
         server.expect("BM_HandlerWithManyMetrics", r);
-    bench::require(server.store.list().size() == stored, "BM_HandlerWithManyMetrics", "updates hit existing metrics");
+    bench::require(server.store.map().list().size() == stored, "BM_HandlerWithManyMetrics", "updates hit existing metrics");
     bench::time_requests(state, server, requests);
 }
 BENCHMARK(BM_HandlerWithManyMetrics);

@@ -1,7 +1,8 @@
-// Storage: the seed's internal/storage benchmarks, for the sharded MemoryStorage and a
+// Storage: the seed's internal/storage benchmarks, for the sharded MemoryMap and a
 // single-mutex std::unordered_map baseline in the same binary, from 1 to 4 threads sharing one
 // store. Per-thread time per operation = threads / items_per_second.
-#include "storage/memory.hpp"
+#include "core/clock.hpp"
+#include "storage/memory_map.hpp"
 #include "support/allocations.hpp"
 #include "support/check.hpp"
 
@@ -25,7 +26,7 @@ using core::OwnedMetric;
 using core::Result;
 
 /// The obvious implementation: one mutex over two hash maps (what the Go server did), with the
-/// same contract as MemoryStorage (counter overflow rejected, listing sorted).
+/// same contract as MemoryMap (counter overflow rejected, listing sorted).
 class SingleLockStorage {
 public:
     Result<Metric> apply(Metric m)
@@ -64,6 +65,20 @@ public:
         return Metric::counter(id, it->second);
     }
 
+    Result<Metric> remove(Kind kind, std::string_view id)
+    {
+        std::lock_guard lock{mutex_};
+        const auto take = [&](auto& map) -> Result<Metric> {
+            auto it = map.find(id);
+            if (it == map.end())
+                return core::Errc::not_found;
+            const Metric last{id, kind, static_cast<double>(it->second), static_cast<std::int64_t>(it->second)};
+            map.erase(it);
+            return last;
+        };
+        return kind == Kind::gauge ? take(gauges_) : take(counters_);
+    }
+
     std::vector<OwnedMetric> list()
     {
         std::vector<OwnedMetric> out;
@@ -94,8 +109,18 @@ private:
     Map<std::int64_t> counters_;
 };
 
-/// The candidate under the same interface (the synchronous core of the async Storage).
-using Memory = storage::MemoryStorage;
+/// The candidate under the same interface: MemoryMap stamped as the memory-only daemon stamps it
+/// (the clock's time, no log sequence number).
+class Memory {
+public:
+    Result<Metric> apply(const Metric& m) { return map_.update(m, {0, core::unix_millis()}); }
+    Result<Metric> get(Kind kind, std::string_view id) const { return map_.get(kind, id); }
+    Result<Metric> remove(Kind kind, std::string_view id) { return map_.remove(kind, id, {0, core::unix_millis()}); }
+    std::vector<OwnedMetric> list() const { return map_.list(); }
+
+private:
+    storage::MemoryMap map_;
+};
 
 /// Names as agents send them; several per shard so that threads spread over the shards.
 std::vector<std::string> make_names(std::size_t n)
@@ -110,7 +135,7 @@ std::vector<std::string> make_names(std::size_t n)
 constexpr std::size_t name_count = 1024;
 
 template <class Storage>
-constexpr std::string_view storage_name = "MemoryStorage";
+constexpr std::string_view storage_name = "MemoryMap";
 template <>
 constexpr std::string_view storage_name<SingleLockStorage> = "SingleLockStorage";
 
@@ -130,6 +155,7 @@ constexpr StoreSpec get_gauge{"BM_GetGauge", name_count};
 constexpr StoreSpec get_counter{"BM_GetCounter", name_count};
 constexpr StoreSpec get_all{"BM_GetAll", 100};
 constexpr StoreSpec mixed{"BM_MixedOperations", name_count};
+constexpr StoreSpec delete_metric{"BM_DeleteMetric", name_count, true};
 
 /// The store of the benchmark run in progress. Its Setup makes and fills it before the run's
 /// threads start, and its Teardown drops it, so a run depends on no other benchmark, on no order
@@ -139,7 +165,7 @@ template <class Storage>
 struct Current {
     static inline std::unique_ptr<Storage> store;
     static inline std::vector<std::string> names;
-    static inline std::string benchmark;  // "BM_UpdateGauge<MemoryStorage>/threads:2"
+    static inline std::string benchmark;  // "BM_UpdateGauge<MemoryMap>/threads:2"
 };
 
 template <class Storage, const StoreSpec& spec>
@@ -320,6 +346,30 @@ void BM_MixedOperations(benchmark::State& state)
     state.SetItemsProcessed(state.iterations());
 }
 
+/// DELETE of a counter, then the update that brings it back (so that every iteration deletes a
+/// metric that exists), on names of the thread's own. Items: deletions. The removed entry is
+/// freed after a grace period, and the insert copies the name: one allocation per iteration.
+template <class Storage>
+void BM_DeleteMetric(benchmark::State& state)
+{
+    Storage& store = *Current<Storage>::store;
+    const std::span<const std::string> all{Current<Storage>::names};
+    const auto names = all.subspan(static_cast<std::size_t>(state.thread_index()) * name_count, name_count);
+    const auto removed = store.remove(Kind::counter, names.front());
+    bench::require(removed && removed->delta == 1 && !store.get(Kind::counter, names.front()) &&
+                       store.apply(Metric::counter(names.front(), 1)),
+                   Current<Storage>::benchmark, "a removal answers the last value and the metric is gone");
+    std::size_t i = 0;
+    const auto before = bench::thread_allocations();
+    for (auto _ : state) {
+        const auto& name = names[i++ % names.size()];
+        benchmark::DoNotOptimize(store.remove(Kind::counter, name));
+        benchmark::DoNotOptimize(store.apply(Metric::counter(name, 1)));
+    }
+    bench::report_thread_allocations(state, before);
+    state.SetItemsProcessed(state.iterations());
+}
+
 /// The floor for threads that write the same data: one atomic add on a shared cache line per
 /// iteration. With 2 threads each add moves the line between cores; no store that updates the
 /// same metric from two cores can cost less per operation.
@@ -352,6 +402,7 @@ METRICS_STORAGE_BENCH(BM_GetGauge, get_gauge);
 METRICS_STORAGE_BENCH(BM_GetCounter, get_counter);
 METRICS_STORAGE_BENCH(BM_GetAll, get_all);
 METRICS_STORAGE_BENCH(BM_MixedOperations, mixed);
+METRICS_STORAGE_BENCH(BM_DeleteMetric, delete_metric);
 
 }  // namespace
 

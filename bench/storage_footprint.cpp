@@ -1,10 +1,11 @@
 // Resident memory per stored metric: inserts N distinct metrics (default 1 million, half gauges,
-// half counters) into MemoryStorage and reads VmRSS before and after. Names are made on the fly
+// half counters) into MemoryMap and reads VmRSS before and after. Names are made on the fly
 // so that only the store's own memory grows; their bytes are subtracted to get the overhead
 // per metric (target: at most 96 bytes).
 //
 //   storage_footprint [COUNT] [NAME_BYTES]     (defaults: 1000000, 24)
-#include "storage/memory.hpp"
+#include "core/clock.hpp"
+#include "storage/memory_map.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -33,9 +34,10 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "usage: storage_footprint [COUNT>0] [NAME_BYTES 12..255]\n");
         return 2;
     }
-    storage::MemoryStorage store;
+    storage::MemoryMap store;
+    const storage::Stamp stamp{0, core::unix_millis()};  // what the memory-only daemon stores
     // Warm up the allocator and the store's fixed parts before the first reading.
-    if (!store.apply(core::Metric::gauge("warm-up", 1)))
+    if (!store.update(core::Metric::gauge("warm-up", 1), stamp))
         return 1;
     const long before = vm_rss_kib();
 
@@ -47,7 +49,7 @@ int main(int argc, char** argv)
         name.replace(name_bytes - digits.size() - 1, digits.size() + 1, "m" + digits);
         const auto m = i % 2 == 0 ? core::Metric::gauge(name, 0.5 * static_cast<double>(i))
                                   : core::Metric::counter(name, static_cast<std::int64_t>(i));
-        if (!store.apply(m)) {
+        if (!store.update(m, stamp)) {
             std::fprintf(stderr, "storage_footprint: insert %zu failed\n", i);
             return 1;
         }

@@ -864,4 +864,23 @@ void write_json(fmt::memory_buffer& out, std::span<const OwnedMetric> ms)
     out.push_back(']');
 }
 
+void write_json_listing(fmt::memory_buffer& out, std::span<const OwnedMetric> ms)
+{
+    constexpr char at[] = R"(,"updated_at":)";
+    out.push_back('[');
+    for (std::size_t i = 0; i < ms.size(); ++i) {
+        if (i != 0)
+            out.push_back(',');
+        write_json(out, ms[i].view());
+        out.resize(out.size() - 1);  // the closing brace: "updated_at" goes inside the object
+        append_bounded(out, sizeof at + max_number_chars + 1, [&](char* p) {
+            p = put(p, at);
+            p = format_counter(p, ms[i].updated_at);
+            *p++ = '}';
+            return p;
+        });
+    }
+    out.push_back(']');
+}
+
 }  // namespace core

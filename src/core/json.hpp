@@ -71,6 +71,9 @@ void write_json(fmt::memory_buffer& out, const Metric& m);
 /// Appends a JSON array of metrics.
 void write_json(fmt::memory_buffer& out, std::span<const Metric> ms);
 void write_json(fmt::memory_buffer& out, std::span<const OwnedMetric> ms);
+/// Appends the listing of GET /values/: a JSON array of metrics, each with "updated_at" (Unix
+/// milliseconds) after its value: {"id":"x","type":"gauge","value":1.5,"updated_at":1765000000000}
+void write_json_listing(fmt::memory_buffer& out, std::span<const OwnedMetric> ms);
 /// Appends `s` as a JSON string literal, quotes included: `"` and `\` escaped, control
 /// characters as \u00XX, bytes that are not valid UTF-8 replaced by U+FFFD.
 void write_json_string(fmt::memory_buffer& out, std::string_view s);

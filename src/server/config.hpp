@@ -20,6 +20,7 @@ struct Config {
     std::int64_t database_queue = 256;  ///< requests waiting for a database connection
     std::chrono::milliseconds database_timeout = std::chrono::seconds{5};  ///< one statement or connect
     std::chrono::milliseconds request_timeout = std::chrono::seconds{10};  ///< storage part of a request
+    std::chrono::milliseconds metric_ttl{0};  ///< a metric not updated for this long is gone; 0 = never
     std::string key;
     bool require_hash = false;
     std::string crypto_key;

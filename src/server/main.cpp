@@ -114,7 +114,7 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
         core::log::info("storage: PostgreSQL");
         return {};
     }
-    s.memory = std::make_unique<storage::MemoryStorage>();
+    s.memory = std::make_unique<storage::MemoryStorage>(storage::MapOptions{.ttl = c.metric_ttl});
     s.active = s.memory.get();
     if (c.store_file.empty()) {
         core::log::info("storage: memory only (no snapshot file)");
@@ -126,7 +126,7 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
         auto loaded = s.snapshot->load(&reason);
         if (!loaded)
             return "cannot restore " + c.store_file + ": " + reason;
-        s.memory->restore(*loaded);
+        s.memory->map().restore(*loaded);
         core::log::info("restored {} metrics from {}", loaded->size(), c.store_file);
     }
     s.front = std::make_unique<storage::PersistentStorage>(ioc.get_executor(), *s.memory, *s.snapshot,
@@ -135,6 +135,17 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
     core::log::info("storage: memory, snapshots to {} every {} ms{}", c.store_file, c.store_interval.count(),
                     c.store_interval.count() == 0 ? " (synchronous)" : "");
     return {};
+}
+
+/// Removes expired metrics in the background: a step of bounded work (sweep_budget slots of the
+/// map) every sweep_period, or ten steps per ttl when the ttl is shorter, so that a metric is
+/// removed within about a ttl of expiring while the map is small.
+asio::awaitable<void> sweep_expired(storage::MemoryStorage& memory, std::chrono::milliseconds ttl)
+{
+    constexpr std::size_t sweep_budget = 16384;
+    constexpr std::chrono::milliseconds sweep_period = 1s;
+    const auto period = std::clamp(ttl / 10, std::chrono::milliseconds{10}, sweep_period);
+    co_await memory.sweep_expired(period, sweep_budget);
 }
 
 /// Waits for a stop signal, then: stop accepting, let in-flight requests finish within the
@@ -240,6 +251,8 @@ int main(int argc, char** argv)
         asio::co_spawn(ioc, reopen_on_hangup(hangup, *protections.audit), asio::detached);
     }
     asio::co_spawn(ioc, listener.run(), asio::detached);
+    if (storages.memory && config.metric_ttl.count() > 0)
+        asio::co_spawn(ioc, sweep_expired(*storages.memory, config.metric_ttl), asio::detached);
     asio::co_spawn(ioc,
                    shutdown_on_signal(ioc, signals, listener, *storages.active, protections.audit.get(),
                                       config.shutdown_grace),

@@ -2,6 +2,7 @@
 
 #include "codec/hmac.hpp"
 #include "core/log.hpp"
+#include "server/endpoints.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -208,24 +209,11 @@ void Gzip::after(Exchange& ex) const
     r.add_header("Vary", "Accept-Encoding");
 }
 
-namespace {
-
-bool json_endpoint(std::string_view path) noexcept
-{
-    // By size first: each compare is then of a known length, without a memcmp call.
-    switch (path.size()) {
-    case 7: return path == "/value/";
-    case 8: return path == "/update/";
-    case 9: return path == "/updates/";
-    default: return false;
-    }
-}
-
-}  // namespace
-
 Middleware::Flow RequireJson::before(Exchange& ex) const
 {
-    if (ex.request.method != http::Method::post || !json_endpoint(ex.request.path))
+    // A method the endpoint does not accept is the router's 405, not a 415.
+    const Endpoint* e = find_endpoint(ex.request.path);
+    if (e == nullptr || !e->json || !accepts(*e, ex.request.method))
         return Flow::next;
     constexpr std::string_view json = "application/json";
     std::string_view media = ex.request.header(http::Field::content_type).value_or(std::string_view{});

@@ -54,7 +54,7 @@ Result<std::size_t> PersistentStorage::restore(MemoryStorage& memory, const Snap
     Result<std::vector<OwnedMetric>> loaded = file.load();
     if (!loaded)
         return loaded.error();
-    memory.restore(*loaded);
+    memory.map().restore(*loaded);
     return loaded->size();
 }
 
@@ -76,7 +76,7 @@ core::awaitable<Errc> PersistentStorage::settle()
 
 core::awaitable<Result<Metric>> PersistentStorage::apply(Metric update)
 {
-    Result<Metric> r = memory_.apply(update);
+    Result<Metric> r = memory_.map().update(update, memory_.stamp());
     if (!r)
         co_return r;
     // Awaited as a statement: GCC 12 miscompiles a co_await inside an if condition.
@@ -89,7 +89,7 @@ core::awaitable<Result<Metric>> PersistentStorage::apply(Metric update)
 core::awaitable<Result<void>> PersistentStorage::apply_batch(std::span<const Metric> batch,
                                                              std::vector<Metric>& stored)
 {
-    Result<void> r = memory_.apply_batch(batch, &stored);
+    Result<void> r = memory_.map().update_batch(batch, &stored, memory_.stamp());
     if (!r)
         co_return r;
     const Errc e = co_await settle();
@@ -102,7 +102,7 @@ std::optional<Result<Metric>> PersistentStorage::apply_now(const Metric& update)
 {
     if (synchronous())
         return std::nullopt;
-    Result<Metric> r = memory_.apply(update);
+    Result<Metric> r = memory_.map().update(update, memory_.stamp());
     if (r)
         ++generation_;  // after the change, as settle() does
     return r;
@@ -113,7 +113,7 @@ std::optional<Result<void>> PersistentStorage::apply_batch_now(std::span<const M
 {
     if (synchronous())
         return std::nullopt;
-    Result<void> r = memory_.apply_batch(batch, &stored);
+    Result<void> r = memory_.map().update_batch(batch, &stored, memory_.stamp());
     if (r)
         ++generation_;  // after the change, as settle() does
     return r;
@@ -121,17 +121,70 @@ std::optional<Result<void>> PersistentStorage::apply_batch_now(std::span<const M
 
 std::optional<Result<Metric>> PersistentStorage::get_now(Kind kind, std::string_view id)
 {
-    return memory_.get(kind, id);
+    return memory_.map().get(kind, id);
 }
 
 core::awaitable<Result<Metric>> PersistentStorage::get(Kind kind, std::string_view id)
 {
-    co_return memory_.get(kind, id);
+    co_return memory_.map().get(kind, id);
+}
+
+// The Request interface over the per-operation members above; a removal is a change like an
+// update (snapshotted, and awaited with interval 0).
+std::optional<Result<Metric>> PersistentStorage::try_now(const Request& r)
+{
+    switch (r.op) {
+    case Op::update:
+        return apply_now(r.metric);
+    case Op::get:
+        return get_now(r.metric.kind, r.metric.id);
+    case Op::update_batch: {
+        auto done = apply_batch_now(r.batch, *r.stored);
+        if (!done)
+            return std::nullopt;
+        if (!*done)
+            return Result<Metric>{done->error()};
+        return Result<Metric>{Metric{}};
+    }
+    case Op::remove:
+        if (synchronous())
+            return std::nullopt;
+        Result<Metric> removed = memory_.map().remove(r.metric.kind, r.metric.id, memory_.stamp());
+        if (removed)
+            ++generation_;  // after the change, as settle() does
+        return removed;
+    }
+    return std::nullopt;
+}
+
+core::awaitable<Result<Metric>> PersistentStorage::run(Request r)
+{
+    switch (r.op) {
+    case Op::update:
+        co_return co_await apply(r.metric);
+    case Op::get:
+        co_return co_await get(r.metric.kind, r.metric.id);
+    case Op::update_batch: {
+        const Result<void> done = co_await apply_batch(r.batch, *r.stored);
+        if (!done)
+            co_return done.error();
+        co_return Metric{};
+    }
+    case Op::remove:
+        break;
+    }
+    Result<Metric> removed = memory_.map().remove(r.metric.kind, r.metric.id, memory_.stamp());
+    if (!removed)
+        co_return removed;
+    const Errc e = co_await settle();  // a statement: see core/asio.hpp
+    if (e != Errc::ok)
+        co_return e;
+    co_return removed;
 }
 
 core::awaitable<Result<std::vector<OwnedMetric>>> PersistentStorage::list()
 {
-    co_return memory_.list();
+    co_return memory_.map().list();
 }
 
 core::awaitable<bool> PersistentStorage::ping()
@@ -188,7 +241,7 @@ Errc PersistentStorage::write_snapshot()
 {
     ++writes_;
     try {
-        const std::vector<OwnedMetric> all = memory_.list();
+        const std::vector<OwnedMetric> all = memory_.map().list();
         const Result<void> r = file_.write(all);
         return r ? Errc::ok : r.error();
     } catch (const std::exception& e) {  // out of memory listing or formatting a large store

@@ -47,13 +47,15 @@ public:
     /// many metrics were loaded. A missing file loads nothing; a bad one: Errc::corrupt_snapshot.
     static Result<std::size_t> restore(MemoryStorage& memory, const SnapshotFile& file);
 
-    core::awaitable<Result<Metric>> apply(Metric update) override;
-    core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch, std::vector<Metric>& stored) override;
-    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
+    std::optional<Result<Metric>> try_now(const Request& request) override;
+    core::awaitable<Result<Metric>> run(Request request) override;
+    core::awaitable<Result<Metric>> apply(Metric update);
+    core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch, std::vector<Metric>& stored);
+    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id);
     /// At once with snapshots on an interval; std::nullopt when every update waits for its snapshot.
-    std::optional<Result<Metric>> apply_now(const Metric& update) override;
-    std::optional<Result<Metric>> get_now(Kind kind, std::string_view id) override;
-    std::optional<Result<void>> apply_batch_now(std::span<const Metric> batch, std::vector<Metric>& stored) override;
+    std::optional<Result<Metric>> apply_now(const Metric& update);
+    std::optional<Result<Metric>> get_now(Kind kind, std::string_view id);
+    std::optional<Result<void>> apply_batch_now(std::span<const Metric> batch, std::vector<Metric>& stored);
     bool answers_now() const override { return !synchronous(); }
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
     core::awaitable<bool> ping() override;

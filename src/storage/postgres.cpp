@@ -885,6 +885,26 @@ core::awaitable<Result<Metric>> PostgresStorage::get(Kind kind, std::string_view
     co_return Metric::counter(id, *total);
 }
 
+// The Request interface over the per-operation members; removal is not supported here yet.
+core::awaitable<Result<Metric>> PostgresStorage::run(Request r)
+{
+    switch (r.op) {
+    case Op::update:
+        co_return co_await apply(r.metric);
+    case Op::get:
+        co_return co_await get(r.metric.kind, r.metric.id);
+    case Op::update_batch: {
+        const Result<void> done = co_await apply_batch(r.batch, *r.stored);
+        if (!done)
+            co_return done.error();
+        co_return Metric{};
+    }
+    case Op::remove:
+        break;
+    }
+    co_return Errc::storage_unavailable;
+}
+
 core::awaitable<Result<std::vector<OwnedMetric>>> PostgresStorage::list()
 {
     const Deadline deadline = Clock::now() + opts_.request_timeout;

@@ -80,13 +80,14 @@ public:
     PostgresStorage(const PostgresStorage&) = delete;
     PostgresStorage& operator=(const PostgresStorage&) = delete;
 
-    core::awaitable<Result<Metric>> apply(Metric update) override;
+    core::awaitable<Result<Metric>> run(Request request) override;
+    core::awaitable<Result<Metric>> apply(Metric update);
     /// One statement, so one round trip and one implicit transaction: duplicate ids are merged
     /// in SQL (last gauge wins, counters summed) and the running totals come back in input order.
     /// A batch whose counters overflow, in total or at any step in input order, changes nothing.
     core::awaitable<Result<void>> apply_batch(std::span<const Metric> batch,
-                                              std::vector<Metric>& stored) override;
-    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id) override;
+                                              std::vector<Metric>& stored);
+    core::awaitable<Result<Metric>> get(Kind kind, std::string_view id);
     core::awaitable<Result<std::vector<OwnedMetric>>> list() override;
     /// `SELECT 1` on a dedicated connection within ping_timeout. That connection only sets its
     /// timeouts (no migration, no PREPARE: those wait for table locks), so a ping costs no

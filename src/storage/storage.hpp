@@ -34,9 +34,6 @@ struct Request {
     std::vector<Metric>* stored = nullptr;  ///< update_batch: cleared, then each element as it stood right after its own update
 };
 
-// TRANSITIONAL (removed when every storage implements try_now/run): the old per-operation
-// virtuals below stay until the routing and storage work of the write-ahead-log change lands.
-
 /// What handlers use: memory (optionally with a log and snapshots) or PostgreSQL. Thread-safe:
 /// called from any strand. Answers: success means applied, and durable as the storage's mode
 /// promises; an error means nothing changed (except Errc::outcome_unknown).
@@ -46,12 +43,13 @@ public:
 
     /// Runs `request` at once when it needs no waiting (memory; a log on an interval) and
     /// returns the answer; else std::nullopt, nothing has run, and the caller awaits run().
-    virtual std::optional<Result<Metric>> try_now(const Request& request);
+    /// The default: never at once.
+    virtual std::optional<Result<Metric>> try_now(const Request&) { return std::nullopt; }
     /// try_now never answers std::nullopt: a handler may run as a plain call, without a
     /// coroutine frame (server::Handler::answers_now).
     virtual bool answers_now() const { return false; }
     /// Runs `request`, waiting as needed.
-    virtual core::awaitable<Result<Metric>> run(Request request);
+    virtual core::awaitable<Result<Metric>> run(Request request) = 0;
 
     /// Every live metric (expired ones excluded), sorted by (id, kind), gauges before counters
     /// for the same id, each with its update time.
@@ -62,20 +60,6 @@ public:
 
     /// Graceful stop: flush and close. Idempotent.
     virtual core::awaitable<void> close() = 0;
-
-    // TRANSITIONAL: the old interface, which the defaults of try_now and run call.
-    virtual core::awaitable<Result<Metric>> apply(Metric) { co_return Errc::storage_unavailable; }
-    virtual core::awaitable<Result<void>> apply_batch(std::span<const Metric>, std::vector<Metric>&)
-    {
-        co_return Errc::storage_unavailable;
-    }
-    virtual core::awaitable<Result<Metric>> get(Kind, std::string_view) { co_return Errc::storage_unavailable; }
-    virtual std::optional<Result<Metric>> apply_now(const Metric&) { return std::nullopt; }
-    virtual std::optional<Result<Metric>> get_now(Kind, std::string_view) { return std::nullopt; }
-    virtual std::optional<Result<void>> apply_batch_now(std::span<const Metric>, std::vector<Metric>&)
-    {
-        return std::nullopt;
-    }
 };
 
 }  // namespace storage

@@ -2,7 +2,7 @@
 // corrupt_snapshot; an accepted one holds only valid metrics, and writing it out and loading it
 // again gives the same metrics, bit-exact, update times and sequence numbers included.
 #include "core/json.hpp"
-#include "storage/memory.hpp"
+#include "storage/memory_map.hpp"
 #include "storage/snapshot.hpp"
 
 #include <algorithm>
@@ -48,7 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             std::abort();
 
     // Restored into memory, a repeated (id, kind) keeps its last value; the listing is sorted.
-    storage::MemoryStorage memory{storage::Shards{4}};
+    storage::MemoryMap memory{storage::MapOptions{storage::Shards{4}}};
     memory.restore(*loaded);
     const auto listed = memory.list();
     if (listed.size() > loaded->size())

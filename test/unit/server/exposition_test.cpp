@@ -2,6 +2,7 @@
 // Prometheus text 0.0.4 (checked by a small parser that follows the rules Prometheus's own
 // parser enforces) and carries every metric exactly once, recoverable with its kind and value.
 
+#include "server/render.hpp"
 #include "server/router.hpp"
 
 #include "core/metric.hpp"

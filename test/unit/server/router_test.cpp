@@ -3,6 +3,7 @@
 #include "http/parser.hpp"
 #include "server/pipeline.hpp"
 #include "storage/memory.hpp"
+#include "support/memory.hpp"
 
 #include <doctest/doctest.h>
 
@@ -24,6 +25,13 @@ std::string post(std::string_view path, std::string_view body = {}, std::string_
 }
 
 std::string get(std::string_view path) { return "GET " + std::string{path} + " HTTP/1.1\r\nHost: t\r\n\r\n"; }
+
+std::string del(std::string_view path, std::string_view body = {}, std::string_view type = {})
+{
+    std::string r = post(path, body, type);
+    r.replace(0, 4, "DELETE");
+    return r;
+}
 
 struct Fixture {
     storage::MemoryStorage store;
@@ -142,7 +150,10 @@ TEST_CASE_FIXTURE(Fixture, "on the memory store the router answers as a plain ca
     CHECK_FALSE(plain(get("/")).first);
     CHECK_FALSE(plain(get("/metrics")).first);
     CHECK_FALSE(plain(get("/ping")).first);
-    CHECK(store.counter("c") == 4);
+    CHECK(test::counter(store.map(), "c") == 4);
+    CHECK_FALSE(plain(get("/values/")).first);
+    CHECK(plain(del("/value/counter/c")) == std::pair{true, std::string{"4"}});
+    CHECK(plain(del("/value/", R"({"id":"c","type":"counter"})", "application/json")).first);  // 404, at once
 }
 
 TEST_CASE_FIXTURE(Fixture, "every path is routed by its exact spelling, then by the method")
@@ -155,18 +166,21 @@ TEST_CASE_FIXTURE(Fixture, "every path is routed by its exact spelling, then by 
         CHECK(conn.handle(get(path)).status == 404);
         CHECK(conn.handle(post(path, "{}")).status == 404);
     }
-    // The right spelling with the wrong method.
-    for (std::string_view path : {"/update/", "/updates/", "/value/", "/update/gauge/g/1"}) {
+    // The right spelling with the wrong method: Allow names every method of the path.
+    for (const auto& [path, allow] : std::vector<std::pair<std::string_view, std::string_view>>{
+             {"/update/", "POST"}, {"/updates/", "POST"}, {"/value/", "POST, DELETE"}, {"/update/gauge/g/1", "POST"}}) {
         CAPTURE(path);
         auto answer = conn.handle(get(path));
         CHECK(answer.status == 405);
-        CHECK(answer.head.find("Allow: POST\r\n") != std::string_view::npos);
+        CHECK(answer.head.find("Allow: " + std::string{allow} + "\r\n") != std::string_view::npos);
     }
-    for (std::string_view path : {"/", "/ping", "/metrics", "/value/gauge/g"}) {
+    for (const auto& [path, allow] : std::vector<std::pair<std::string_view, std::string_view>>{
+             {"/", "GET, HEAD"}, {"/ping", "GET, HEAD"}, {"/metrics", "GET, HEAD"}, {"/values/", "GET, HEAD"},
+             {"/value/gauge/g", "GET, HEAD, DELETE"}}) {
         CAPTURE(path);
         auto answer = conn.handle(post(path, "{}"));
         CHECK(answer.status == 405);
-        CHECK(answer.head.find("Allow: GET, HEAD\r\n") != std::string_view::npos);
+        CHECK(answer.head.find("Allow: " + std::string{allow} + "\r\n") != std::string_view::npos);
     }
     // The right spelling and method.
     CHECK(conn.handle(get("/value/gauge/g")).body == "1");
@@ -176,4 +190,56 @@ TEST_CASE_FIXTURE(Fixture, "every path is routed by its exact spelling, then by 
     CHECK(conn.handle(get("/")).status == 200);
     CHECK(conn.handle(get("/ping")).status == 200);
     CHECK(conn.handle(get("/metrics")).status == 200);
+}
+
+TEST_CASE_FIXTURE(Fixture, "DELETE of a URL metric answers its last value as text, then it is gone")
+{
+    REQUIRE(conn.handle(post("/update/counter/c/5", {}, {})).status == 200);
+    REQUIRE(conn.handle(post("/update/gauge/c/2.5", {}, {})).status == 200);
+    auto answer = conn.handle(del("/value/counter/c"));
+    CHECK(answer.status == 200);
+    CHECK(answer.body == "5");
+    CHECK(answer.head.find("Content-Type: text/plain") != std::string_view::npos);
+    CHECK(conn.handle(get("/value/counter/c")).status == 404);
+    CHECK(conn.handle(del("/value/counter/c")).status == 404);
+    CHECK(conn.handle(get("/value/gauge/c")).body == "2.5");  // the other kind stays
+    // A deleted counter starts again from 0.
+    REQUIRE(conn.handle(post("/update/counter/c/3", {}, {})).status == 200);
+    CHECK(conn.handle(get("/value/counter/c")).body == "3");
+    // Bad paths: not found, as for GET.
+    CHECK(conn.handle(del("/value/bogus/c")).status == 404);
+    CHECK(conn.handle(del("/value/counter/c/")).status == 404);
+    CHECK(conn.handle(del("/value/counter/")).status == 404);
+}
+
+TEST_CASE_FIXTURE(Fixture, "DELETE /value/ with JSON answers the removed metric as JSON")
+{
+    REQUIRE(conn.handle(post("/update/", R"({"id":"g","type":"gauge","value":1.5})")).status == 200);
+    auto answer = conn.handle(del("/value/", R"({"id":"g","type":"gauge"})", "application/json"));
+    CHECK(answer.status == 200);
+    CHECK(answer.body == R"({"id":"g","type":"gauge","value":1.5})");
+    CHECK(conn.handle(del("/value/", R"({"id":"g","type":"gauge"})", "application/json")).status == 404);
+    CHECK(conn.handle(del("/value/", R"({"id":"g"})", "application/json")).status == 400);
+    CHECK(conn.handle(del("/value/", R"({"id":"g","type":"gauge"})", "text/plain")).status == 415);
+    CHECK(conn.handle(del("/value/", "{", "application/json")).status == 400);
+    CHECK(conn.handle(del("/update/", R"({"id":"g","type":"gauge"})", "application/json")).status == 405);
+}
+
+TEST_CASE_FIXTURE(Fixture, "GET /values/ lists every metric sorted by id with its update time")
+{
+    CHECK(conn.handle(get("/values/")).body == "[]");
+    REQUIRE(conn.handle(post("/update/counter/b/2", {}, {})).status == 200);
+    REQUIRE(conn.handle(post("/update/gauge/b/0.5", {}, {})).status == 200);
+    REQUIRE(conn.handle(post("/update/gauge/a/1", {}, {})).status == 200);
+    const auto all = store.map().list();
+    REQUIRE(all.size() == 3);
+    auto answer = conn.handle(get("/values/"));
+    CHECK(answer.status == 200);
+    CHECK(answer.head.find("Content-Type: application/json") != std::string_view::npos);
+    CHECK(answer.body == R"([{"id":"a","type":"gauge","value":1,"updated_at":)" + std::to_string(all[0].updated_at) +
+                             R"(},{"id":"b","type":"gauge","value":0.5,"updated_at":)" +
+                             std::to_string(all[1].updated_at) +
+                             R"(},{"id":"b","type":"counter","delta":2,"updated_at":)" +
+                             std::to_string(all[2].updated_at) + "}]");
+    CHECK(all[0].updated_at > 1'700'000'000'000);  // Unix milliseconds of now, not seconds
 }

@@ -8,6 +8,7 @@
 #include "codec/hmac.hpp"
 #include "codec/sealed_box.hpp"
 #include "storage/memory.hpp"
+#include "support/memory.hpp"
 #include "support/run.hpp"
 
 #include <doctest/doctest.h>
@@ -185,7 +186,7 @@ TEST_CASE("a sealed, signed, gzipped body is checked, opened and inflated in tha
     const std::string head = "Content-Type: application/json\r\nContent-Encoding: gzip\r\nX-Encrypted: sealed-box\r\n";
 
     CHECK(p.post("/updates/", head + "HashSHA256: " + sign(box) + "\r\n", box) == 200);
-    CHECK(p.store.get_now(core::Kind::gauge, "g").value()->value == 2.5);
+    CHECK(test::gauge(p.store.map(), "g") == 2.5);
 
     SUBCASE("a signature over the plaintext instead of the wire bytes is refused") {
         CHECK(p.post("/updates/", head + "HashSHA256: " + sign(packed) + "\r\n", box) == 400);
@@ -196,7 +197,7 @@ TEST_CASE("a sealed, signed, gzipped body is checked, opened and inflated in tha
         codec::seal(keys.public_key(), packed, bad);
         bad[bad.size() / 2] = static_cast<char>(bad[bad.size() / 2] ^ 1);
         CHECK(p.post("/updates/", head + "HashSHA256: " + sign(bad) + "\r\n", bad) == 400);
-        CHECK(!p.store.get_now(core::Kind::gauge, "t").value());
+        CHECK(!p.store.map().get(core::Kind::gauge, "t"));
     }
     SUBCASE("a box sealed to another key is 400") {
         const auto other = codec::KeyPair::generate();

@@ -1,5 +1,5 @@
 #include "server/response.hpp"
-#include "server/router.hpp"
+#include "server/render.hpp"
 
 #include <doctest/doctest.h>
 
@@ -63,7 +63,7 @@ TEST_CASE("the index page escapes names")
 {
     std::vector<core::OwnedMetric> ms{{"<b>&\"'", core::Kind::gauge, 1, 0}};
     fmt::memory_buffer out;
-    server::write_index_html(out, ms);
+    server::write_index_html(out, ms, 0);
     const std::string page = fmt::to_string(out);
     CHECK(page.starts_with("<!DOCTYPE html>"));
     CHECK(page.find("&lt;b&gt;&amp;&quot;&#39;") != std::string::npos);

@@ -166,3 +166,82 @@ TEST_CASE("the shard table tells apart names of every size that differ in one by
     for (std::size_t n = 1; n <= 20; ++n)
         CHECK(table.find(std::string(n, 'n'), 7) == nullptr);
 }
+
+TEST_CASE("removed names leave tombstones that probes pass, inserts reuse and growth drops")
+{
+    // Few distinct hashes: long runs, so a removal in the middle of a run must not hide the
+    // names after it.
+    for (const std::size_t distinct_hashes : {std::size_t{3}, std::size_t{1} << 40}) {
+        CAPTURE(distinct_hashes);
+        std::mt19937_64 random{distinct_hashes + 1};
+        Table table;
+        std::map<std::string, std::pair<std::size_t, std::int64_t>> model;
+        const auto hash_of = [&](std::size_t i) { return (i % distinct_hashes) << 6 | 5; };
+        for (int step = 0; step < 6000; ++step) {
+            const std::size_t i = random() % 300;
+            const std::string name = "k" + std::to_string(i);
+            const std::size_t hash = hash_of(i);
+            auto* e = table.find(name, hash);
+            REQUIRE((e != nullptr) == (model.count(name) != 0));
+            if (e != nullptr && random() % 2 == 0) {
+                table.prepare_remove();
+                table.remove(e, hash);
+                model.erase(name);
+            } else if (e == nullptr) {
+                table.insert(name, hash, step);
+                model[name] = {hash, step};
+            }
+            // Live names and tombstones together stay within the load factor.
+            CHECK((table.size() + table.tombstones()) * 4 <= table.capacity() * 3);
+            if (step % 1000 == 0)
+                check_same(table, model);
+        }
+        check_same(table, model);
+    }
+}
+
+TEST_CASE("an insert reuses the tombstone in its run, and a rehash keeps the size when most slots are tombstones")
+{
+    Table table;
+    for (std::int64_t i = 0; i < 6; ++i)
+        table.insert("t" + std::to_string(i), 1, i);  // one run
+    auto* e = table.find("t2", 1);
+    table.prepare_remove();
+    table.remove(e, 1);
+    CHECK(table.tombstones() == 1);
+    CHECK(table.find("t2", 1) == nullptr);
+    CHECK(table.find("t5", 1)->load() == 5);  // behind the tombstone
+    table.insert("t9", 1, 9);
+    CHECK(table.size() == 6);
+    const std::size_t capacity = table.capacity();
+
+    for (std::int64_t i = 0; i < 6; ++i)
+        if (auto* x = table.find("t" + std::to_string(i), 1)) {
+            table.prepare_remove();
+            table.remove(x, 1);
+        }
+    CHECK(table.size() == 1);
+    // Insert and remove fresh names until the tombstones force a rehash: it must not grow.
+    for (int i = 0; i < 100; ++i) {
+        const std::string name = "u" + std::to_string(i);
+        const std::size_t hash = static_cast<std::size_t>(i) * 0x9E3779B97F4A7C15ULL;
+        auto* x = table.insert(name, hash, i);
+        table.prepare_remove();
+        table.remove(x, hash);
+    }
+    CHECK(table.capacity() == capacity);
+    CHECK(table.find("t9", 1)->load() == 9);
+}
+
+TEST_CASE("an entry keeps its value, time and seq together")
+{
+    auto* e = storage::detail::Entry<double>::make("e", 1.5, 7, 1234);
+    CHECK(e->load() == 1.5);
+    CHECK(e->seq() == 7);
+    CHECK(e->updated_at() == 1234);
+    e->set(2.5, 8, 2000);
+    CHECK(e->load() == 2.5);
+    CHECK(e->seq() == 8);
+    CHECK(e->updated_at() == 2000);
+    storage::detail::Entry<double>::destroy(e);
+}
