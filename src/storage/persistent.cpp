@@ -197,10 +197,19 @@ void PersistentStorage::replay(MemoryMap& map, const wal::Record& record)
     }
 }
 
+bool PersistentStorage::surely_absent(const Request& request) const
+{
+    // With nothing waiting for a sync the map holds every logged change: a removal of a metric
+    // it does not have would change nothing, and is not worth a record.
+    return request.op == Op::remove && pending_.empty() && !map_.get(request.metric.kind, request.metric.id);
+}
+
 Result<Metric> PersistentStorage::write_and_apply(const Request& request, std::unique_lock<std::mutex>&)
 {
     if (closed_)
         return Errc::storage_unavailable;
+    if (surely_absent(request))
+        return Errc::not_found;
     const std::uint64_t seq = log_->next_seq();
     const Stamp stamp{seq, map_.clock()()};
     record_.clear();
@@ -238,6 +247,10 @@ void PersistentStorage::enqueue(Request request, std::optional<Result<Metric>>* 
     std::lock_guard lock{sequencer_};
     if (closed_) {
         waiter->complete(Errc::storage_unavailable);
+        return;
+    }
+    if (surely_absent(request)) {
+        waiter->complete(Errc::not_found);
         return;
     }
     const std::uint64_t seq = log_->next_seq();
@@ -301,8 +314,12 @@ core::awaitable<Result<std::vector<OwnedMetric>>> PersistentStorage::list()
 
 core::awaitable<bool> PersistentStorage::ping()
 {
-    std::lock_guard lock{sequencer_};
-    co_return !closed_ && log_->healthy();
+    bool healthy = false;
+    {
+        std::lock_guard lock{sequencer_};
+        healthy = !closed_ && log_->healthy();
+    }
+    co_return healthy;
 }
 
 std::uint64_t PersistentStorage::syncs() const

@@ -129,6 +129,8 @@ private:
     /// Applies a change to the map with its stamp (live, or replayed from the log).
     Result<Metric> apply(const Request& request, Stamp stamp);
     static void replay(MemoryMap& map, const wal::Record& record);
+    /// With the sequencer held: a removal of a metric that is not there (nothing to log).
+    bool surely_absent(const Request& request) const;
     /// With the sequencer held: seq, record, append; interval > 0 also applies.
     Result<Metric> write_and_apply(const Request& request, std::unique_lock<std::mutex>& lock);
     /// The writer thread's report after each sync (sequencer held).

@@ -491,3 +491,19 @@ TEST_CASE("close compacts, refuses later changes and is idempotent")
         CHECK(segments == 1);
     }
 }
+
+TEST_CASE("removing an unknown metric answers not_found without a record")
+{
+    for (const auto interval : {0ms, 1000ms}) {
+        test::TempDir dir;
+        Process p{dir.file("db.json"), options(interval)};
+        REQUIRE(p.run(update(Metric::gauge("g", 1))));
+        CHECK(p.run(remove(Kind::gauge, "absent")).error() == Errc::not_found);
+        CHECK(p.run(remove(Kind::counter, "g")).error() == Errc::not_found);
+        REQUIRE(p.run(remove(Kind::gauge, "g")));
+        p.crash();
+        Process again{dir.file("db.json"), options(interval)};
+        CHECK(again.store->restored().log.records == 2);
+        CHECK(!again.gauge("g"));
+    }
+}
