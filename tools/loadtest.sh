@@ -44,7 +44,7 @@ while getopts "d:c:r:o:e:i:m:h" opt; do
     e) endpoints+=("$OPTARG") ;;
     i) interval=$OPTARG ;;
     m) preload=$OPTARG ;;
-    *) sed -n '2,31p' "$0"; exit 2 ;;
+    *) sed -n '2,26p' "$0"; exit 2 ;;
     esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "loadtest: -r needs a positive number of runs" >&2; exit 2; }
