@@ -220,6 +220,29 @@ class ReadOnlyDirectory(unittest.TestCase):
             s.tmp.cleanup()
 
 
+class DurableLoadTest(unittest.TestCase):
+    def test_a_short_durable_load_test_reports_fsyncs_per_update(self):
+        from test_tools import TOOLS, run_tool
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "loadtest.json")
+            run = run_tool([os.path.join(TOOLS, "loadtest.sh"), "-d", "1", "-c", "4", "-i", "0", "-m", "20000",
+                            "-e", "update_counter", "-o", out],
+                           {"PORT": str(free_port()), "TRIVIAL_PORT": str(free_port()), "WARMUP": "0"})
+            text = run.stdout.decode(errors="replace")
+            self.assertEqual(run.returncode, 0, text)
+            self.assertRegex(text, r"fsyncs: [\d,]+ for [\d,]+ updates: [\d.]+ per update")
+            with open(out) as f:
+                report = json.load(f)
+            self.assertEqual(report["interval"], 0)
+            self.assertEqual(report["stored_metrics"], 20000)
+            ours = next(r for r in report["results"] if r["server"] == "ours")
+            self.assertGreater(ours["requests"], 0)
+            self.assertEqual(ours["non_2xx"], 0)
+            # Every acknowledged update waited for a sync, and syncs are shared, never more than one each.
+            self.assertGreater(report["fsyncs"], 0)
+            self.assertLessEqual(report["fsyncs"], ours["requests"] + 100)
+
+
 class GoSnapshot(unittest.TestCase):
     def test_restart_from_a_go_server_snapshot(self):
         with tempfile.TemporaryDirectory() as d:
