@@ -31,7 +31,7 @@ constexpr std::size_t max_answer_bytes = 1 << 20;
 /// Builds the agent's options from its configuration; a bad address is Errc::bad_value.
 core::Result<AgentOptions> make_options(const Config& config);
 
-/// The agent's pipeline (DESIGN.md "Agent data flow"): a poll timer runs the collectors into the
+/// The agent's pipeline (docs/ARCHITECTURE.md, "Agent"): a poll timer runs the collectors into the
 /// table, a report timer turns the table into a batch for the bounded queue, and `senders`
 /// coroutines deliver batches. Everything runs on one thread: the executor must not be run by
 /// several threads. The Agent must outlive `run()`.

@@ -113,7 +113,7 @@ asio::awaitable<bool> Sender::deliver(const Batch& batch)
 
 asio::awaitable<void> Sender::run(BatchQueue& queue, std::function<void(const Batch&)> undelivered)
 {
-    // No co_await inside conditions: GCC 12 miscompiles some (see server/router.cpp).
+    // No co_await inside conditions: see core/asio.hpp.
     for (;;) {
         std::optional<Batch> batch = co_await queue.pop();
         if (!batch)

@@ -1,6 +1,10 @@
 #pragma once
 
 // Shims over Asio 1.22 (our floor: no cancel_after, no default completion token).
+//
+// A co_await is always its own statement, never inside a condition or a conditional expression
+// (`if (co_await x)`, `a ? b : co_await c`): GCC 12 miscompiles some of those coroutine frames
+// (the coroutine traps on ud2 at run time). Call sites say "a statement: see core/asio.hpp".
 
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>

@@ -14,8 +14,8 @@ namespace core {
 
 namespace {
 
-// Why not std::to_chars: libstdc++ 12's Ryu costs ~620 instructions per call, and gauges are
-// formatted on every answer. Why Dragonbox through fmt::detail: it yields the same shortest
+// Why not std::to_chars: libstdc++ 12's Ryu is several times slower (BM_FormatGauge in
+// bench/number_bench.cpp), and gauges are formatted on every answer. Why Dragonbox through fmt::detail: it yields the same shortest
 // round-trip digits as Ryu (both pick, among the shortest decimals inside the rounding interval,
 // the one closest to the exact value, ties to even), and fmt is already linked. fmt's public API
 // does not expose those digits alone: "{:e}" without a precision means precision 6 as in printf
@@ -28,7 +28,7 @@ namespace {
 // which notation the plain overload picks and how each one is written.
 //
 // The helpers are always_inline: GCC 12 at -O3 keeps them as calls, and inlining them into the
-// two formatters saves ~25 of ~190 instructions per call (callgrind) for ~1 KB of code.
+// two formatters pays for its ~1 KB of code (bench/number_bench.cpp).
 
 constexpr auto digit_pairs = [] {
     std::array<char, 200> pairs{};
@@ -130,8 +130,8 @@ constexpr auto exact_powers_of_ten = [] {
     return zeros;
 }
 
-// Dragonbox costs ~180 instructions in libfmt 9.1 (it rebuilds its 128-bit power of ten from a
-// compressed table), while metric values are mostly short decimals (3.25, 123456.789). For
+// Dragonbox is slow for short values in libfmt 9.1 (it rebuilds its 128-bit power of ten from a
+// compressed table; bench/number_bench.cpp), while metric values are mostly short decimals (3.25, 123456.789). For
 // those, one multiplication finds the digits and one division proves them; anything else
 // (17-digit values, |v| < 2^-27, |v| >= 2^50) returns false and goes to Dragonbox.
 //
@@ -192,8 +192,8 @@ constexpr auto exact_powers_of_ten = [] {
     const int whole = d.count - fraction;
     if (whole > 0) {
         // Each part straight to its place. Not all digits and then the fraction moved one place
-        // right: reading back bytes just stored two at a time defeats store forwarding, a stall
-        // that took a fifth of the time (perf). The integer part is the double's own: no integer
+        // right: reading back bytes just stored two at a time defeats store forwarding (a stall
+        // bench/number_bench.cpp shows). The integer part is the double's own: no integer
         // lies strictly between the value and its shortest decimal (it would be shorter still),
         // and the value is below 2^53 here (a fraction), so the conversion is exact.
         const auto integer = static_cast<std::uint64_t>(magnitude);

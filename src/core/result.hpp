@@ -7,7 +7,7 @@
 
 namespace core {
 
-/// Input-driven failures. `server/status.cpp` maps each one to an HTTP status.
+/// Input-driven failures. `server::status_for` (server/response.cpp) maps each one to an HTTP status.
 enum class Errc {
     ok = 0,
     // metric model

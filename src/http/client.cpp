@@ -109,7 +109,7 @@ asio::awaitable<core::Result<void>> Client::connect(Deadline deadline)
 asio::awaitable<core::Result<asio::ip::address>> Client::local_address()
 {
     if (!socket_.is_open()) {
-        // Awaited as a statement: GCC 12 miscompiles a co_await in an if condition.
+        // A statement: see core/asio.hpp.
         const core::Result<void> c = co_await connect(std::chrono::steady_clock::now() + options_.request_timeout);
         if (!c)
             co_return c.error();

@@ -212,6 +212,8 @@ void Gzip::after(Exchange& ex) const
 Middleware::Flow RequireJson::before(Exchange& ex) const
 {
     // A method the endpoint does not accept is the router's 405, not a 415.
+    if (ex.request.path.size() > longest_json_path || ex.request.method == http::Method::get)
+        return Flow::next;
     const Endpoint* e = find_endpoint(ex.request.path);
     if (e == nullptr || !e->json || !accepts(*e, ex.request.method))
         return Flow::next;

@@ -29,7 +29,7 @@ std::string_view reason_phrase(int status) noexcept;
 /// A response being built by handlers and middleware. Owned by the connection and reused:
 /// `clear()` keeps the buffers' capacity, so steady-state requests do not allocate.
 /// Header names and values given to `add_header` must outlive the response's write
-/// (string literals, or storage owned by the connection such as `header_storage`).
+/// (string literals, or storage owned by the connection such as its Scratch).
 class Response {
 public:
     static constexpr std::size_t max_extra_headers = 8;
@@ -72,8 +72,8 @@ public:
         return body_is_encoded ? std::string_view{encoded} : std::string_view{body.data(), body.size()};
     }
 
-    /// Appends the status line and headers (not the body) to `out`.
-    /// `head_only`: a HEAD request: Content-Length as for GET, no body follows.
+    /// Appends the status line and headers (not the body) to `out`. For a HEAD request the
+    /// connection sends this head alone, with the Content-Length a GET would get.
     void write_head(fmt::memory_buffer& out, int version_minor, bool keep_alive) const;
 
 private:

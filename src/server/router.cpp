@@ -83,9 +83,9 @@ struct JsonScratch {
 
 /// Lends a JsonScratch for one request from a small per-thread pool, on first use (URL routes
 /// need none). Not one per connection: a parser keeps buffers of about six times the largest
-/// body it has seen, and 64 connections' worth evicted each other from the cache (a /updates/
-/// of 1000 took 2.5x its in-process time). Shared ones stay hot; a handler that suspends
-/// (PostgreSQL) holds its own until it ends.
+/// body it has seen, and 64 connections' worth evict each other from the cache (BM_UpdateBatchHandler
+/// against the /updates/ load test, docs/PROFILING.md). Shared ones stay hot; a handler that
+/// suspends (PostgreSQL) holds its own until it ends.
 class JsonLease {
 public:
     JsonLease() = default;
@@ -198,7 +198,7 @@ core::awaitable<void> Router::operator()(Exchange& ex) const
     case Call::What::none:
         break;
     case Call::What::storage: {
-        // Statements, not a conditional expression: see core/asio.hpp on co_await and GCC 12.
+        // Statements: see core/asio.hpp on co_await in conditions.
         auto r = storage_.try_now(call.request);
         if (!r)
             r = co_await storage_.run(call.request);

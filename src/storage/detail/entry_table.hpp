@@ -141,10 +141,13 @@ public:
         const std::size_t capacity = this->capacity();
         if ((size_ + tombstones_ + extra) * 4 <= capacity * 3)
             return;
-        // Mostly tombstones: rehash at the same size; else double until the names fit.
+        // Live names within 3/8 of the slots (the rest tombstones): rehash at the same size;
+        // else double until the names fit.
         std::size_t next = std::max(min_capacity, capacity);
-        while ((size_ + extra) * 8 > next * 3)
-            next *= 2;
+        if ((size_ + extra) * 8 > next * 3)
+            do
+                next *= 2;
+            while ((size_ + extra) * 4 > next * 3);
         grow(next);
     }
 

@@ -1,4 +1,5 @@
 #include "server/config.hpp"
+#include "server/endpoints.hpp"
 #include "server/offline.hpp"
 #include "http/parser.hpp"
 #include "server/pipeline.hpp"
@@ -242,4 +243,19 @@ TEST_CASE_FIXTURE(Fixture, "GET /values/ lists every metric sorted by id with it
                              R"(},{"id":"b","type":"counter","delta":2,"updated_at":)" +
                              std::to_string(all[2].updated_at) + "}]");
     CHECK(all[0].updated_at > 1'700'000'000'000);  // Unix milliseconds of now, not seconds
+}
+
+TEST_CASE("a path matches at most one endpoint row, so the table's order is free")
+{
+    for (const auto& row : server::endpoints)
+        for (const std::string& path : {std::string{row.path}, std::string{row.path} + "x", std::string{row.path} + "gauge/x/1"}) {
+            CAPTURE(path);
+            int matches = 0;
+            for (const auto& other : server::endpoints) {
+                const bool fits = other.prefix ? path.size() > other.path.size() : path.size() == other.path.size();
+                matches += fits && path.starts_with(other.path) ? 1 : 0;
+            }
+            CHECK(matches <= 1);
+            CHECK((server::find_endpoint(path) != nullptr) == (matches == 1));
+        }
 }

@@ -245,3 +245,18 @@ TEST_CASE("an entry keeps its value, time and seq together")
     CHECK(e->updated_at() == 2000);
     storage::detail::Entry<double>::destroy(e);
 }
+
+TEST_CASE("a table grows by doubling when three quarters of its slots hold names")
+{
+    Table table;
+    for (std::int64_t i = 0; i < 6; ++i)
+        table.insert("d" + std::to_string(i), static_cast<std::size_t>(i) * 0x9E3779B97F4A7C15ULL, i);
+    CHECK(table.capacity() == 8);
+    table.insert("d6", 6 * 0x9E3779B97F4A7C15ULL, 6);
+    CHECK(table.capacity() == 16);
+    for (std::int64_t i = 7; i < 12; ++i)
+        table.insert("d" + std::to_string(i), static_cast<std::size_t>(i) * 0x9E3779B97F4A7C15ULL, i);
+    CHECK(table.capacity() == 16);  // 12 of 16
+    table.insert("d12", 12 * 0x9E3779B97F4A7C15ULL, 12);
+    CHECK(table.capacity() == 32);
+}
