@@ -33,14 +33,16 @@ namespace {
 constexpr std::size_t element_fixed_bytes = 1 + 8 + 1;
 constexpr std::size_t batch_count_bytes = 4;
 
+/// Stores `v` little-endian at `p` (one plain store where the target is little-endian).
 template <class T>
-void put_le(std::string& out, T v)
+char* put_le(char* p, T v) noexcept
 {
     auto u = static_cast<std::make_unsigned_t<T>>(v);
     for (std::size_t i = 0; i < sizeof(T); ++i) {
-        out.push_back(static_cast<char>(u & 0xff));
+        p[i] = static_cast<char>(u & 0xff);
         u = static_cast<decltype(u)>(u >> 8);
     }
+    return p + sizeof(T);
 }
 
 template <class T>
@@ -57,17 +59,14 @@ std::uint32_t crc_of(std::string_view bytes) noexcept
     return libdeflate_crc32(0, bytes.data(), bytes.size());
 }
 
-void put_element(std::string& out, const Metric& m, bool with_value)
+char* put_element(char* p, const Metric& m, bool with_value) noexcept
 {
-    out.push_back(static_cast<char>(m.kind));
-    if (with_value) {
-        if (m.kind == Kind::gauge)
-            put_le(out, std::bit_cast<std::uint64_t>(m.value));
-        else
-            put_le(out, m.delta);
-    }
-    out.push_back(static_cast<char>(m.id.size()));
-    out.append(m.id);
+    *p++ = static_cast<char>(m.kind);
+    if (with_value)
+        p = m.kind == Kind::gauge ? put_le(p, std::bit_cast<std::uint64_t>(m.value)) : put_le(p, m.delta);
+    *p++ = static_cast<char>(m.id.size());
+    std::memcpy(p, m.id.data(), m.id.size());
+    return p + m.id.size();
 }
 
 /// Reads one element at `p` (bounded by `end`); false if it does not fit or is invalid.
@@ -173,27 +172,29 @@ private:
 void encode(std::string& out, RecordType type, std::uint64_t seq, std::int64_t time, std::span<const Metric> metrics)
 {
     assert(!metrics.empty() && (type == RecordType::batch || metrics.size() == 1));
-    const std::size_t start = out.size();
-    put_le<std::uint32_t>(out, 0);  // CRC, filled in below
-    put_le<std::uint32_t>(out, 0);  // length, likewise
-    out.push_back(static_cast<char>(type));
-    put_le(out, seq);
-    put_le(out, time);
-    if (type == RecordType::batch)
-        put_le(out, static_cast<std::uint32_t>(metrics.size()));
-    for (const Metric& m : metrics)
-        put_element(out, m, carries_value(type));
-    const std::size_t payload = out.size() - start - header_bytes;
-    if (payload > max_payload_bytes) {
-        out.resize(start);
-        throw std::length_error("write-ahead log record too large");
+    const bool with_value = carries_value(type);
+    // Sized first, then written in place: a batch of thousands costs one resize, not a
+    // push_back per byte.
+    std::size_t payload = type == RecordType::batch ? batch_count_bytes : 0;
+    for (const Metric& m : metrics) {
+        assert(!m.id.empty() && m.id.size() <= core::max_name_bytes);
+        payload += (with_value ? element_fixed_bytes : 2) + m.id.size();
     }
-    const auto length = static_cast<std::uint32_t>(payload);
-    for (std::size_t i = 0; i < 4; ++i)
-        out[start + 4 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
-    const std::uint32_t crc = crc_of(std::string_view{out}.substr(start + 4));
-    for (std::size_t i = 0; i < 4; ++i)
-        out[start + i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+    if (payload > max_payload_bytes)
+        throw std::length_error("write-ahead log record too large");
+    const std::size_t start = out.size();
+    out.resize(start + header_bytes + payload);
+    char* const record = out.data() + start;
+    char* p = put_le(record + 4, static_cast<std::uint32_t>(payload));
+    *p++ = static_cast<char>(type);
+    p = put_le(p, seq);
+    p = put_le(p, time);
+    if (type == RecordType::batch)
+        p = put_le(p, static_cast<std::uint32_t>(metrics.size()));
+    for (const Metric& m : metrics)
+        p = put_element(p, m, with_value);
+    assert(p == record + header_bytes + payload);
+    put_le(record, crc_of({record + 4, header_bytes - 4 + payload}));
 }
 
 std::string_view to_string(ReadStatus s) noexcept
