@@ -107,12 +107,12 @@ class BenchmarkTools(unittest.TestCase):
         # METRICS_BENCH_FAIL fails the preconditions of the benchmarks whose names contain it.
         env = dict(SMOKE, PROFILES_DIR=self.profiles, SKIP_HEAP="1",
                    BENCH_FILTER="BM_GetGauge<Memory>|BM_CalculateHash$",
-                   METRICS_BENCH_FAIL="BM_GetGauge<MemoryStorage>/threads:2")
+                   METRICS_BENCH_FAIL="BM_GetGauge<MemoryMap>/threads:2")
         run = run_tool([os.path.join(TOOLS, "run_benchmarks.sh"), "partial"], env)
         text = run.stdout.decode(errors="replace")
         self.assertNotEqual(run.returncode, 0, text)
         self.assertIn("FAILED: storage", text)
-        self.assertIn("BM_GetGauge<MemoryStorage>/threads:2: precondition failed", text)
+        self.assertIn("BM_GetGauge<MemoryMap>/threads:2: precondition failed", text)
         self.assertTrue(runs_in(os.path.join(self.profiles, "partial.json")))
         self.assertFalse(os.path.exists(os.path.join(self.profiles, "partial-storage.json")))
 
