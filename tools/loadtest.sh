@@ -2,6 +2,7 @@
 # Loopback load test: metrics-server against the trivial fixed-response server (bench/).
 #
 #   tools/loadtest.sh [-d SECONDS] [-c CONNECTIONS] [-r RUNS] [-o FILE.json] [-e ENDPOINT]...
+#                     [-i STORE_INTERVAL] [-m METRICS]
 #
 # Each server runs pinned to one core (SERVER_CPU, default 1) with one I/O thread; wrk runs
 # pinned to the other (CLIENT_CPU, default 0) with one thread and keep-alive connections. For
@@ -12,6 +13,13 @@
 # With -r RUNS (default 1) every endpoint is measured RUNS times per server, and the run with
 # the median requests per server CPU-second is reported (this machine's speed drifts between
 # runs; the table lists every run's figure under `runs` in the JSON).
+#
+# Durable mode: with -i STORE_INTERVAL ours keeps a write-ahead log and snapshots in a temporary
+# directory (-f) with that interval (0: every update waits for its fdatasync, group commit); the
+# log line it writes at exit gives the records appended and the fdatasyncs (fsyncs per update).
+# -m METRICS stores that many counters first (POST /updates/ batches of 10,000): the durable cost
+# must not grow with them. The endpoint update_counter (POST /update/counter/c/1) is the update
+# a durable store logs for each request.
 #
 # Environment: BUILD_DIR (default build-release, release with benchmarks; built first),
 # METRICS_SERVER, TRIVIAL_SERVER (binaries), SERVER_CPU, CLIENT_CPU, PORT (ours, default 28080),
@@ -25,18 +33,24 @@ connections=64
 runs=1
 out=$root/profiles/loadtest.json
 endpoints=()
-while getopts "d:c:r:o:e:h" opt; do
+interval=
+preload=0
+while getopts "d:c:r:o:e:i:m:h" opt; do
     case $opt in
     d) duration=$OPTARG ;;
     r) runs=$OPTARG ;;
     c) connections=$OPTARG ;;
     o) out=$OPTARG ;;
     e) endpoints+=("$OPTARG") ;;
-    *) sed -n '2,23p' "$0"; exit 2 ;;
+    i) interval=$OPTARG ;;
+    m) preload=$OPTARG ;;
+    *) sed -n '2,26p' "$0"; exit 2 ;;
     esac
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || { echo "loadtest: -r needs a positive number of runs" >&2; exit 2; }
-all_endpoints=(root update_url update_json updates_100 updates_1000 value_url value_json)
+[[ -z $interval || $interval =~ ^[0-9]+$ ]] || { echo "loadtest: -i needs a number of seconds" >&2; exit 2; }
+[[ $preload =~ ^[0-9]+$ ]] || { echo "loadtest: -m needs a number of metrics" >&2; exit 2; }
+all_endpoints=(root update_url update_json update_counter updates_100 updates_1000 value_url value_json)
 [[ ${#endpoints[@]} -gt 0 ]] || endpoints=("${all_endpoints[@]}")
 
 build_dir=${BUILD_DIR:-$root/build-release}
@@ -111,6 +125,7 @@ endpoint_path() {
     case $1 in
     root) echo / ;;
     update_url) echo /update/gauge/x/1.5 ;;
+    update_counter) echo /update/counter/c/1 ;;
     update_json) echo /update/ ;;
     updates_100 | updates_1000) echo /updates/ ;;
     value_url) echo /value/gauge/x ;;
@@ -120,7 +135,7 @@ endpoint_path() {
 }
 endpoint_script() {
     case $1 in
-    update_url) echo -s "$lua_dir/update_url.lua" ;;
+    update_url | update_counter) echo -s "$lua_dir/update_url.lua" ;;
     update_json) echo -s "$lua_dir/update_json.lua" ;;
     updates_100) echo -s "$lua_dir/updates.lua" ;;
     updates_1000) echo -s "$lua_dir/updates.lua" ;;
@@ -163,11 +178,29 @@ stop() {
 port_free "$port"
 port_free "$trivial_port"
 
-# Ours: memory storage without snapshots, no access log, one I/O thread, pinned.
-taskset -c "$server_cpu" "$server_bin" -a "127.0.0.1:$port" -access-log=false -f= -threads 1 2>"$work/server.log" &
+# Ours: memory storage without snapshots (or durable, with -i), no access log, one I/O thread, pinned.
+storage_args=(-f=)
+[[ -z $interval ]] || storage_args=(-f "$work/db.json" -i "$interval")
+METRICS_LOG_LEVEL=info taskset -c "$server_cpu" "$server_bin" -a "127.0.0.1:$port" -access-log=false "${storage_args[@]}" \
+    -threads 1 2>"$work/server.log" &
 ours=$!
 pids=("$ours")
 wait_ready "$ours" "$port"
+if [[ $preload -gt 0 ]]; then
+    echo "loadtest: storing $preload counters" >&2
+    "$python" - "$port" "$preload" <<'EOF'
+import http.client, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+for start in range(0, n, 10000):
+    body = "[" + ",".join('{"id":"stored%d","type":"counter","delta":1}' % i for i in range(start, min(n, start + 10000))) + "]"
+    c.request("POST", "/updates/", body=body, headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit("loadtest: storing metrics: POST /updates/ answered %d" % r.status)
+EOF
+fi
 # A small fixed state: GET / lists these ten metrics, updates hit existing names after warm-up.
 for i in $(seq 8); do expect 200 POST "/update/gauge/page$i/$i.5"; done
 expect 200 POST /update/counter/c/1
@@ -175,6 +208,7 @@ for ep in "${endpoints[@]}"; do
     case $ep in
     root) expect 200 GET / ;;
     update_url) expect 200 POST /update/gauge/x/1.5 ;;
+    update_counter) expect 200 POST /update/counter/c/1 ;;
     update_json) expect 200 POST /update/ '{"id":"x","type":"gauge","value":1.5}' ;;
     updates_100 | updates_1000) expect 200 POST /updates/ '[{"id":"batch1","type":"gauge","value":1.25}]' ;;
     value_url) expect 200 POST /update/gauge/x/1.5; expect 200 GET /value/gauge/x ;;
@@ -197,13 +231,14 @@ stop "$trivial"
 
 mkdir -p "$(dirname "$out")"
 "$python" - "$work" "$out" "$(getconf CLK_TCK)" "$duration" "$connections" "$client_cpu" "$server_cpu" \
-    "$runs" "${endpoints[@]}" <<'EOF'
-import json, re, sys
+    "$runs" "${interval:-none}" "$preload" "${endpoints[@]}" <<'EOF'
+import json, os, re, sys
 
 work, out, clk_tck, duration, connections = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 client_cpu, server_cpu, runs = sys.argv[6], sys.argv[7], int(sys.argv[8])
-endpoints = sys.argv[9:]
-metrics_per_request = {"updates_100": 100, "updates_1000": 1000, "update_url": 1, "update_json": 1}
+interval, preload = sys.argv[9], int(sys.argv[10])
+endpoints = sys.argv[11:]
+metrics_per_request = {"updates_100": 100, "updates_1000": 1000, "update_url": 1, "update_json": 1, "update_counter": 1}
 units = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 def millis(text):
@@ -257,7 +292,9 @@ def num(v, fmt="{:,.0f}"):
 
 print(f"\nwrk: 1 thread on CPU {client_cpu}, {connections} keep-alive connections, {duration} s per run; "
       f"servers: 1 I/O thread on CPU {server_cpu}"
-      + (f"; median of {runs} runs by req/CPU-s" if runs > 1 else ""))
+      + (f"; median of {runs} runs by req/CPU-s" if runs > 1 else "")
+      + (f"; ours durable with -i {interval}" if interval != "none" else "")
+      + (f", {preload:,} counters stored" if preload else ""))
 print(f"{'endpoint':13} {'server':8} {'req/s':>10} {'metrics/s':>12} {'req/CPU-s':>11} {'metrics/CPU-s':>14} "
       f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
 for r in rows:
@@ -285,8 +322,21 @@ if u and u["metrics_per_cpu_s"]:
     print(f"target updates_1000: >= 10M metrics per server CPU-second: {u['metrics_per_cpu_s'] / 1e6:.2f}M{spread}, "
           f"{'met' if ok else 'MISSED'}")
 
+fsyncs = None
+if interval != "none":
+    # The durable store's last words: "write-ahead log: C changes appended, S fdatasyncs since start".
+    m = re.search(r"write-ahead log: (\d+) changes appended, (\d+) fdatasyncs", open(f"{work}/server.log").read())
+    if m:
+        changes, fsyncs = int(m.group(1)), int(m.group(2))
+        # Without the stored counters (one batch of 10,000 per fdatasync with -i 0); warm-ups,
+        # checks and compactions stay in.
+        batches = -(-preload // 10000) if interval == "0" else 0
+        changes, fsyncs = changes - preload, fsyncs - batches
+        print(f"fsyncs: {fsyncs:,} for {changes:,} updates: {fsyncs / max(1, changes):.4f} per update")
+
 with open(out, "w") as f:
     json.dump({"duration_s": float(duration), "connections": connections, "clk_tck": clk_tck,
+               "interval": None if interval == "none" else int(interval), "stored_metrics": preload, "fsyncs": fsyncs,
                "client_cpu": int(client_cpu), "server_cpu": int(server_cpu), "runs": runs,
                "results": rows, "ratios": ratios}, f, indent=2)
 print(f"\nwritten {out}")

@@ -94,6 +94,7 @@ asio::awaitable<void> reopen_on_hangup(asio::signal_set& hangup, server::AuditHu
 /// The storage chosen by the configuration: PostgreSQL, memory with snapshots, or memory.
 struct Storages {
     std::unique_ptr<storage::MemoryStorage> memory;
+    std::unique_ptr<storage::MemoryMap> map;  ///< the durable store's
     std::unique_ptr<storage::SnapshotFile> snapshot;
     std::unique_ptr<storage::Storage> front;  ///< what handlers use, when not `memory` itself
     storage::Storage* active = nullptr;
@@ -124,26 +125,31 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
         core::log::info("storage: PostgreSQL");
         return {};
     }
-    s.memory = std::make_unique<storage::MemoryStorage>(storage::MapOptions{.ttl = c.metric_ttl});
-    s.active = s.memory.get();
     if (c.store_file.empty()) {
+        s.memory = std::make_unique<storage::MemoryStorage>(storage::MapOptions{.ttl = c.metric_ttl});
+        s.active = s.memory.get();
         core::log::info("storage: memory only (no snapshot file)");
         return {};
     }
+    s.map = std::make_unique<storage::MemoryMap>(storage::MapOptions{.ttl = c.metric_ttl});
     s.snapshot = std::make_unique<storage::SnapshotFile>(c.store_file);
-    if (c.restore) {
-        std::string reason;
-        auto loaded = s.snapshot->load(&reason);
-        if (!loaded)
-            return "cannot restore " + c.store_file + ": " + reason;
-        s.memory->map().restore(*loaded);
-        core::log::info("restored {} metrics from {}", loaded->size(), c.store_file);
-    }
-    s.front = std::make_unique<storage::PersistentStorage>(ioc.get_executor(), *s.memory, *s.snapshot,
-                                                           c.store_interval);
+    storage::DurableOptions options;
+    options.interval = c.store_interval;
+    options.restore = c.restore;
+    if (c.metric_ttl.count() > 0)  // as sweep_expired below: about ten steps per ttl
+        options.sweep_every = std::clamp(c.metric_ttl / 10, std::chrono::milliseconds{10}, options.sweep_every);
+    std::string error;
+    auto durable = storage::PersistentStorage::open(ioc.get_executor(), *s.map, *s.snapshot, options, error);
+    if (!durable)
+        return error;
+    core::log::info("restored {} metrics from {} and {} log records from {}.wal", durable->restored().snapshot_metrics,
+                    c.store_file, durable->restored().log.records, c.store_file);
+    s.front = std::move(durable);
     s.active = s.front.get();
-    core::log::info("storage: memory, snapshots to {} every {} ms{}", c.store_file, c.store_interval.count(),
-                    c.store_interval.count() == 0 ? " (synchronous)" : "");
+    core::log::info("storage: memory, write-ahead log {}.wal synced {}, snapshots to {}", c.store_file,
+                    c.store_interval.count() == 0 ? std::string{"before each answer"}
+                                                  : fmt::format("every {} ms", c.store_interval.count()),
+                    c.store_file);
     return {};
 }
 

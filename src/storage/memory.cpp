@@ -73,18 +73,6 @@ core::awaitable<void> MemoryStorage::sweep_expired(std::chrono::milliseconds per
     }
 }
 
-void write_map_metrics(core::Exposition& out, const MemoryMap& map)
-{
-    out.gauge_family("metrics_server_stored_metrics", "Metrics stored now, by kind (expired ones not yet swept included).");
-    out.sample("metrics_server_stored_metrics", {{"kind", "gauge"}}, static_cast<std::uint64_t>(map.size(Kind::gauge)));
-    out.sample("metrics_server_stored_metrics", {{"kind", "counter"}},
-               static_cast<std::uint64_t>(map.size(Kind::counter)));
-    out.counter_family("metrics_server_metrics_deleted_total", "Metrics removed by DELETE requests.");
-    out.sample("metrics_server_metrics_deleted_total", {}, map.removed());
-    out.counter_family("metrics_server_metrics_expired_total", "Metrics removed because their TTL had passed.");
-    out.sample("metrics_server_metrics_expired_total", {}, map.expired());
-}
-
 void MemoryStorage::write_self_metrics(core::Exposition& out) const { write_map_metrics(out, map_); }
 
 }  // namespace storage

@@ -53,7 +53,4 @@ private:
     std::atomic<bool> closed_{false};
 };
 
-/// The self-metrics families of a MemoryMap (stored by kind, deleted, expired): every memory store writes them.
-void write_map_metrics(core::Exposition& out, const MemoryMap& map);
-
 }  // namespace storage

@@ -717,4 +717,16 @@ void MemoryMap::collect_expired(std::int64_t now, std::size_t budget, std::size_
     cursor = table << slot_bits | slot;
 }
 
+void write_map_metrics(core::Exposition& out, const MemoryMap& map)
+{
+    out.gauge_family("metrics_server_stored_metrics", "Metrics stored now, by kind (expired ones not yet swept included).");
+    out.sample("metrics_server_stored_metrics", {{"kind", "gauge"}}, static_cast<std::uint64_t>(map.size(Kind::gauge)));
+    out.sample("metrics_server_stored_metrics", {{"kind", "counter"}},
+               static_cast<std::uint64_t>(map.size(Kind::counter)));
+    out.counter_family("metrics_server_metrics_deleted_total", "Metrics removed by DELETE requests.");
+    out.sample("metrics_server_metrics_deleted_total", {}, map.removed());
+    out.counter_family("metrics_server_metrics_expired_total", "Metrics removed because their TTL had passed.");
+    out.sample("metrics_server_metrics_expired_total", {}, map.expired());
+}
+
 }  // namespace storage

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "core/clock.hpp"
+#include "core/exposition.hpp"
 #include "core/metric.hpp"
 #include "core/result.hpp"
 #include "storage/detail/entry_table.hpp"
@@ -237,5 +238,9 @@ private:
     std::atomic<std::uint64_t> removed_{0};
     std::atomic<std::uint64_t> expired_{0};
 };
+
+/// The self-metrics families of a map (stored by kind, deleted, expired): every memory store
+/// writes them.
+void write_map_metrics(core::Exposition& out, const MemoryMap& map);
 
 }  // namespace storage

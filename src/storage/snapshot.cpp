@@ -6,7 +6,11 @@
 
 #include <fmt/format.h>
 
+#include <simdjson.h>
+
 #include <algorithm>
+#include <charconv>
+#include <iterator>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -42,12 +46,146 @@ Errc fail_load(std::string_view why, const std::string& path, std::string* reaso
 
 }  // namespace
 
+namespace {
+
+namespace sj = simdjson;
+namespace od = simdjson::ondemand;
+
+// simdjson 3.0.1 misreads some numbers of more than 19 significant digits (see read_double in
+// core/json.cpp): a long token is read again with std::from_chars.
+bool read_gauge(od::value& v, double& out) noexcept
+{
+    const std::string_view token = v.raw_json_token();
+    if (v.get_double().get(out) != sj::SUCCESS)
+        return false;
+    if (token.size() > 20) {
+        double exact = 0;
+        const std::string_view trimmed = token.substr(0, token.find_first_of(" \t\r\n,}]"));
+        if (std::from_chars(trimmed.data(), trimmed.data() + trimmed.size(), exact).ec == std::errc{})
+            out = exact;
+    }
+    return true;
+}
+
+/// The null test of ondemand: false on an error too (the caller then reads the value, which fails).
+bool is_null(od::value& v) noexcept
+{
+    bool null = false;
+    return v.is_null().get(null) == sj::SUCCESS && null;
+}
+
+/// Reads the optional `updated_at` (Unix ms, >= 0) and `seq` of each element of a snapshot array
+/// into `metrics` (already parsed, same order). False: a bad type or value, or a count mismatch.
+bool read_stamps(std::string_view body, std::vector<OwnedMetric>& metrics)
+{
+    sj::padded_string padded{body};
+    od::parser parser;
+    od::document doc;
+    od::array array;
+    if (parser.iterate(padded).get(doc) != sj::SUCCESS || doc.get_array().get(array) != sj::SUCCESS)
+        return false;
+    std::size_t i = 0;
+    for (auto element_result : array) {
+        od::object object;
+        if (element_result.get_object().get(object) != sj::SUCCESS || i == metrics.size())
+            return false;
+        for (auto field_result : object) {
+            if (field_result.error() != sj::SUCCESS)
+                return false;
+            od::field field = std::move(field_result).value_unsafe();
+            std::string_view key;
+            if (field.unescaped_key().get(key) != sj::SUCCESS)
+                return false;
+            const bool is_time = key == "updated_at";
+            if (!is_time && key != "seq")
+                continue;
+            od::value& v = field.value();
+            if (is_null(v))
+                continue;
+            if (is_time) {
+                std::int64_t t = 0;
+                if (v.get_int64().get(t) != sj::SUCCESS || t < 0)
+                    return false;
+                metrics[i].updated_at = t;
+            } else if (v.get_uint64().get(metrics[i].seq) != sj::SUCCESS) {
+                return false;
+            }
+        }
+        ++i;
+    }
+    return i == metrics.size();
+}
+
+/// Reads one object of the Go server's snapshot (`{"name": number, ...}`) into `out`.
+bool read_go_kind(od::value& v, core::Kind kind, std::vector<OwnedMetric>& out)
+{
+    if (is_null(v))
+        return true;
+    od::object object;
+    if (v.get_object().get(object) != sj::SUCCESS)
+        return false;
+    for (auto field_result : object) {
+        if (field_result.error() != sj::SUCCESS)
+            return false;
+        od::field field = std::move(field_result).value_unsafe();
+        std::string_view name;
+        if (field.unescaped_key().get(name) != sj::SUCCESS)
+            return false;
+        OwnedMetric m{std::string{name}, kind, 0, 0};
+        od::value& number = field.value();
+        const bool read = kind == core::Kind::gauge ? read_gauge(number, m.value)
+                                                    : number.get_int64().get(m.delta) == sj::SUCCESS;
+        if (!read || !core::validate(m.view()))
+            return false;
+        out.push_back(std::move(m));
+    }
+    return true;
+}
+
+/// The Go server's snapshot: `{"gauges":{name:number},"counters":{name:integer}}` (either may be
+/// missing or null; other keys are ignored, at least one of the two must be there).
+Result<std::vector<OwnedMetric>> parse_go_snapshot(std::string_view body)
+{
+    sj::padded_string padded{body};
+    od::parser parser;
+    od::document doc;
+    od::object object;
+    if (parser.iterate(padded).get(doc) != sj::SUCCESS || doc.get_object().get(object) != sj::SUCCESS)
+        return Errc::corrupt_snapshot;
+    std::vector<OwnedMetric> out;
+    bool known = false;
+    for (auto field_result : object) {
+        if (field_result.error() != sj::SUCCESS)
+            return Errc::corrupt_snapshot;
+        od::field field = std::move(field_result).value_unsafe();
+        std::string_view key;
+        if (field.unescaped_key().get(key) != sj::SUCCESS)
+            return Errc::corrupt_snapshot;
+        if (key == "gauges" || key == "counters") {
+            known = true;
+            if (!read_go_kind(field.value(), key == "gauges" ? core::Kind::gauge : core::Kind::counter, out))
+                return Errc::corrupt_snapshot;
+        }
+        // Other keys: the iteration skips their values.
+    }
+    // Past the object nothing but whitespace: the location is out of bounds.
+    const char* location = nullptr;
+    if (!known || doc.current_location().get(location) != sj::OUT_OF_BOUNDS)
+        return Errc::corrupt_snapshot;
+    return out;
+}
+
+}  // namespace
+
 Result<std::vector<OwnedMetric>> parse_snapshot(std::string_view body)
 {
     if (body.size() > max_snapshot_bytes)
         return Errc::corrupt_snapshot;
-    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos)
+    const std::size_t start = body.find_first_not_of(" \t\r\n");
+    if (start == std::string_view::npos)
         return std::vector<OwnedMetric>{};
+    if (body[start] == '{')
+        return parse_go_snapshot(body);
     core::JsonCodec codec;
     std::vector<core::Metric> parsed;
     if (Result<void> r = codec.parse_batch(body, parsed, max_snapshot_bytes); !r) {
@@ -62,7 +200,32 @@ Result<std::vector<OwnedMetric>> parse_snapshot(std::string_view body)
             return Errc::corrupt_snapshot;
         out.push_back({std::string{m.id}, m.kind, m.value, m.delta});
     }
+    // The stamps are a second, cheap pass, only when the file has any (older files do not).
+    const bool stamped = body.find("\"updated_at\"") != std::string_view::npos ||
+                         body.find("\"seq\"") != std::string_view::npos;
+    if (stamped && !read_stamps(body, out))
+        return Errc::corrupt_snapshot;
     return out;
+}
+
+void write_snapshot_json(fmt::memory_buffer& out, std::span<const OwnedMetric> metrics)
+{
+    out.push_back('[');
+    for (std::size_t i = 0; i < metrics.size(); ++i) {
+        if (i != 0)
+            out.push_back(',');
+        const OwnedMetric& m = metrics[i];
+        core::write_json(out, m.view());
+        if (m.updated_at == 0 && m.seq == 0)
+            continue;
+        out.resize(out.size() - 1);  // the closing brace, put back below
+        if (m.updated_at != 0)
+            fmt::format_to(std::back_inserter(out), R"(,"updated_at":{})", m.updated_at);
+        if (m.seq != 0)
+            fmt::format_to(std::back_inserter(out), R"(,"seq":{})", m.seq);
+        out.push_back('}');
+    }
+    out.push_back(']');
 }
 
 SnapshotFile::SnapshotFile(std::string path)
@@ -73,7 +236,7 @@ SnapshotFile::SnapshotFile(std::string path)
 Result<void> SnapshotFile::write(std::span<const OwnedMetric> metrics)
 {
     fmt::memory_buffer body;
-    core::write_json(body, metrics);
+    write_snapshot_json(body, metrics);
 
     std::lock_guard lock{write_mutex_};
     core::file::TempFile temp = core::file::create_temp_beside(path_);
@@ -137,7 +300,7 @@ Result<std::vector<OwnedMetric>> SnapshotFile::load(std::string* reason) const
 
     Result<std::vector<OwnedMetric>> parsed = parse_snapshot(body);
     if (!parsed)
-        return fail_load("not a valid JSON array of metrics", path_, reason);
+        return fail_load("neither a JSON array of metrics nor the Go server's snapshot object", path_, reason);
     return parsed;
 }
 

@@ -3,6 +3,8 @@
 #include "core/metric.hpp"
 #include "core/result.hpp"
 
+#include <fmt/format.h>
+
 #include <cstddef>
 #include <mutex>
 #include <span>
@@ -17,12 +19,19 @@ namespace storage {
 constexpr std::size_t max_snapshot_bytes = std::size_t{1} << 30;
 
 /// Parses the body of a snapshot file: the JSON array of POST /updates/ (counters carry their
-/// totals in `delta`), so an operator can read it and replay it against a server. Empty (or
-/// whitespace only) and `[]` are an empty store. Anything malformed, an invalid name or value,
+/// totals in `delta`), so an operator can read it and replay it against a server; each element
+/// may also carry `updated_at` (Unix ms) and `seq` (the write-ahead-log sequence number of its
+/// last change), both optional (0 when absent). Also accepted: the Go server's snapshot, one
+/// object `{"gauges":{name:number},"counters":{name:integer}}`. Empty (or whitespace only) and
+/// `[]` are an empty store. Anything malformed, an invalid name or value,
 /// or more than max_snapshot_bytes: Errc::corrupt_snapshot. A repeated (id, kind) is kept (the
 /// last one wins on restore): names that are not UTF-8 are written with U+FFFD and may collide,
 /// which must not make a server unable to restart. Pure: no I/O (the fuzz target calls it).
 core::Result<std::vector<core::OwnedMetric>> parse_snapshot(std::string_view body);
+
+/// Appends `metrics` as a snapshot body: the array parse_snapshot reads, `updated_at` and `seq`
+/// written when not 0.
+void write_snapshot_json(fmt::memory_buffer& out, std::span<const core::OwnedMetric> metrics);
 
 /// The snapshot file at one path. Thread-safe: writes are serialised by an internal mutex.
 class SnapshotFile {

@@ -1,5 +1,6 @@
-// Snapshot file bodies: never a crash; a rejected body is corrupt_snapshot; an accepted one holds
-// only valid metrics, and writing it out and loading it again gives the same metrics, bit-exact.
+// Snapshot file bodies (our array, or the Go server's object): never a crash; a rejected body is
+// corrupt_snapshot; an accepted one holds only valid metrics, and writing it out and loading it
+// again gives the same metrics, bit-exact, update times and sequence numbers included.
 #include "core/json.hpp"
 #include "storage/memory_map.hpp"
 #include "storage/snapshot.hpp"
@@ -18,7 +19,7 @@ namespace {
 
 bool same(const core::OwnedMetric& a, const core::OwnedMetric& b)
 {
-    return a.id == b.id && a.kind == b.kind && a.delta == b.delta &&
+    return a.id == b.id && a.kind == b.kind && a.delta == b.delta && a.updated_at == b.updated_at && a.seq == b.seq &&
            std::bit_cast<std::uint64_t>(a.value) == std::bit_cast<std::uint64_t>(b.value);
 }
 
@@ -38,7 +39,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             std::abort();
 
     fmt::memory_buffer out;
-    core::write_json(out, *loaded);
+    storage::write_snapshot_json(out, *loaded);
     auto again = storage::parse_snapshot({out.data(), out.size()});
     if (!again || again->size() != loaded->size())
         std::abort();
@@ -59,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         auto last = std::find_if(loaded->rbegin(), loaded->rend(),
                                  [&](const core::OwnedMetric& x) { return x.id == m.id && x.kind == m.kind; });
         auto stored = memory.get(m.kind, m.id);
-        if (!stored || !same(core::OwnedMetric{m.id, m.kind, stored->value, stored->delta}, *last))
+        if (!stored || !same(core::OwnedMetric{m.id, m.kind, stored->value, stored->delta, last->updated_at, last->seq}, *last))
             std::abort();
     }
     return 0;

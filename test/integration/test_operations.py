@@ -115,6 +115,11 @@ class SelfMetricsTest(unittest.TestCase):
         self.assertEqual(got['metrics_server_http_rejections_total{limit="uri",code="414"}'], 1)
         self.assertEqual(got['metrics_server_stored_metrics{kind="counter"}'], 1)
         self.assertEqual(got['metrics_server_stored_metrics{kind="gauge"}'], 5)
+        # The harness's daemon keeps a snapshot file: its write-ahead log took one record per change.
+        self.assertEqual(got["metrics_server_wal_records_total"], 4)
+        self.assertEqual(got["metrics_server_wal_write_failures_total"], 0)
+        self.assertEqual(got["metrics_server_wal_healthy"], 1)
+        self.assertGreater(got["metrics_server_wal_bytes"], 0)
         self.assertGreaterEqual(got["metrics_server_connections_total"], 6)
         self.assertEqual(got['metrics_server_build_info{version="0.1.0"}'], 1)
         self.assertGreater(got["process_resident_memory_bytes"], 1e6)

@@ -1,15 +1,22 @@
 #include "storage/persistent.hpp"
-#include "support/memory.hpp"
 
 #include "support.hpp"
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
-#include <exception>
+#include <condition_variable>
 #include <filesystem>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 namespace {
 
@@ -19,195 +26,484 @@ using core::Kind;
 using core::Metric;
 using core::OwnedMetric;
 using core::Result;
-using storage::MemoryStorage;
+using storage::CompactionStep;
+using storage::DurableOptions;
+using storage::MemoryMap;
+using storage::Op;
 using storage::PersistentStorage;
+using storage::Request;
 using storage::SnapshotFile;
 
-/// What the file on disk holds right now.
-std::vector<OwnedMetric> on_disk(const SnapshotFile& file)
+Request update(const Metric& m)
 {
-    auto loaded = file.load();
-    REQUIRE(loaded);
-    return std::move(*loaded);
+    return {Op::update, m, {}, nullptr};
 }
 
-// `store` outlives the coroutine (owned by the test case); `id` is owned by the frame.
-asio::awaitable<void> increment(storage::PersistentStorage& store, std::string id, int& done)
+Request remove(Kind kind, std::string_view id)
 {
-    auto r = co_await store.apply(Metric::counter(id, 1));
-    if (r)
-        ++done;
+    return {Op::remove, Metric{id, kind, 0, 0}, {}, nullptr};
+}
+
+std::atomic<std::int64_t> manual_now{1'700'000'000'000};  // the sweep thread reads it
+std::int64_t manual_clock() noexcept
+{
+    return manual_now.load();
+}
+
+/// A map, its snapshot file and a durable store over them, in a directory that outlives them
+/// (a "process": destroy it and open another on the same files to restart).
+struct Process {
+    MemoryMap map;
+    SnapshotFile file;
+    std::unique_ptr<PersistentStorage> store;
+    std::string error;
+
+    Process(const std::string& path, DurableOptions options, std::chrono::milliseconds ttl = 0ms)
+        : map(storage::MapOptions{storage::Shards{4}, ttl, &manual_clock}), file(path)
+    {
+        store = PersistentStorage::open(asio::system_executor{}, map, file, std::move(options), error);
+    }
+    /// Ends like a crash: no final compaction (what was written stays in the files).
+    void crash() { store->abandon(); }
+
+    Result<Metric> run(const Request& r) { return test::run_result(store->run(r)); }
+    std::optional<std::int64_t> counter(std::string_view id) const
+    {
+        auto r = map.get(Kind::counter, id);
+        return r ? std::optional<std::int64_t>{r->delta} : std::nullopt;
+    }
+    std::optional<double> gauge(std::string_view id) const
+    {
+        auto r = map.get(Kind::gauge, id);
+        return r ? std::optional<double>{r->value} : std::nullopt;
+    }
+};
+
+DurableOptions options(std::chrono::milliseconds interval)
+{
+    DurableOptions o;
+    o.interval = interval;
+    o.compact_every = 3600s;  // compactions happen when a test asks
+    return o;
+}
+
+struct Crash : std::runtime_error {
+    Crash() : std::runtime_error("crash") {}
+};
+
+}  // namespace
+
+TEST_CASE("an acknowledged update survives a crash in both modes")
+{
+    for (const auto interval : {0ms, 1000ms}) {
+        CAPTURE(interval.count());
+        test::TempDir dir;
+        const std::string path = dir.file("db.json");
+        {
+            Process p{path, options(interval)};
+            REQUIRE(p.store);
+            CHECK(p.store->answers_now() == (interval.count() > 0));
+            REQUIRE(p.run(update(Metric::counter("c", 5))));
+            REQUIRE(p.run(update(Metric::gauge("g", 2.5))));
+            auto c = p.run(update(Metric::counter("c", 2)));
+            REQUIRE(c);
+            CHECK(c->delta == 7);
+            std::vector<Metric> stored;
+            const std::vector<Metric> batch{Metric::counter("b", 1), Metric::gauge("g", 3.5), Metric::counter("b", 2)};
+            REQUIRE(p.run({Op::update_batch, {}, batch, &stored}));
+            CHECK(stored == std::vector<Metric>{Metric::counter("b", 1), Metric::gauge("g", 3.5), Metric::counter("b", 3)});
+            p.crash();
+        }
+        Process again{path, options(interval)};
+        REQUIRE(again.store);
+        CHECK(again.store->restored().log.records == 4);
+        CHECK(again.counter("c") == 7);
+        CHECK(again.counter("b") == 3);
+        CHECK(again.gauge("g") == 3.5);
+        // The next change continues the sequence: one more restart replays it too.
+        REQUIRE(again.run(update(Metric::counter("c", 1))));
+        again.crash();
+        Process third{path, options(interval)};
+        CHECK(third.counter("c") == 8);
+        CHECK(third.store->restored().log.cut.empty());
+    }
+}
+
+TEST_CASE("with an interval try_now answers changes at once; with interval 0 only reads")
+{
+    test::TempDir dir;
+    {
+        Process p{dir.file("a.json"), options(1000ms)};
+        auto r = p.store->try_now(update(Metric::counter("c", 1)));
+        REQUIRE(r);
+        REQUIRE(*r);
+        CHECK((*r)->delta == 1);
+    }
+    Process p{dir.file("b.json"), options(0ms)};
+    CHECK(!p.store->try_now(update(Metric::counter("c", 1))));
+    CHECK(!p.counter("c"));  // nothing ran
+    auto get = p.store->try_now({Op::get, Metric{"c", Kind::counter, 0, 0}, {}, nullptr});
+    REQUIRE(get);
+    CHECK(get->error() == Errc::not_found);
+}
+
+TEST_CASE("a compaction stopped at any step loses no counter delta and doubles none")
+{
+    const CompactionStep steps[] = {CompactionStep::rotated, CompactionStep::listed, CompactionStep::snapshot_written,
+                                    CompactionStep::dropped};
+    for (const auto interval : {0ms, 1000ms}) {
+        for (const CompactionStep crash_at : steps) {
+            CAPTURE(interval.count());
+            CAPTURE(static_cast<int>(crash_at));
+            test::TempDir dir;
+            const std::string path = dir.file("db.json");
+            PersistentStorage* running = nullptr;
+            bool armed = true;
+            DurableOptions o = options(interval);
+            o.compaction_hook = [&](CompactionStep step) {
+                // With an interval, a change lands between rotation and listing: the snapshot
+                // then holds a change that the new segment holds too.
+                if (step == CompactionStep::rotated && interval.count() > 0)
+                    REQUIRE(running->try_now(update(Metric::counter("c", 100))));
+                if (armed && step == crash_at) {
+                    armed = false;
+                    throw Crash{};
+                }
+            };
+            std::int64_t expected = 0;
+            {
+                Process p{path, o};
+                REQUIRE(p.store);
+                running = p.store.get();
+                for (int i = 1; i <= 5; ++i) {
+                    REQUIRE(p.run(update(Metric::counter("c", i))));
+                    expected += i;
+                }
+                REQUIRE(p.run(remove(Kind::counter, "c")));  // removed, then counted again from 0
+                expected = 0;
+                REQUIRE(p.run(update(Metric::counter("c", 7))));
+                REQUIRE(p.run(update(Metric::gauge("g", 1.25))));
+                expected += 7;
+                // A first compaction that completes: the snapshot holds the state up to here.
+                armed = false;
+                REQUIRE(p.store->compact());
+                if (interval.count() > 0)
+                    expected += 100;
+                REQUIRE(p.run(update(Metric::counter("c", 1000))));
+                expected += 1000;
+                armed = true;
+                CHECK_THROWS_AS((void)p.store->compact(), Crash);
+                if (interval.count() > 0)
+                    expected += 100;
+                p.crash();
+            }
+            Process again{path, options(interval)};
+            REQUIRE(again.store);
+            CHECK(again.counter("c") == expected);
+            CHECK(again.gauge("g") == 1.25);
+            REQUIRE(again.run(update(Metric::counter("c", 1))));
+            REQUIRE(again.store->compact());
+            again.crash();
+            Process third{path, options(interval)};
+            CHECK(third.counter("c") == expected + 1);
+            CHECK(third.store->restored().log.cut.empty());
+        }
+    }
+}
+
+namespace {
+
+std::atomic<int> failing_writes{0};
+std::atomic<int> failing_syncs{0};
+
+bool failing_write_all(int fd, std::string_view data) noexcept
+{
+    if (failing_writes.load() > 0) {
+        --failing_writes;
+        if (data.size() > 3 && ::write(fd, data.data(), 3) < 0)  // a partial record reaches the file
+            return false;
+        errno = ENOSPC;
+        return false;
+    }
+    return core::file::write_all(fd, data);
+}
+
+int failing_fdatasync(int fd)
+{
+    if (failing_syncs.load() > 0) {
+        --failing_syncs;
+        errno = EIO;
+        return -1;
+    }
+    return ::fdatasync(fd);
 }
 
 }  // namespace
 
-TEST_CASE("with interval 0 an update is on disk when apply completes")
+TEST_CASE("a change whose record cannot be written or synced is answered io_error and not applied")
 {
-    test::TempDir dir;
-    MemoryStorage memory;
-    SnapshotFile file{dir.file("db.json")};
-    PersistentStorage store{asio::system_executor{}, memory, file, 0ms};
+    for (const auto interval : {0ms, 1000ms}) {
+        CAPTURE(interval.count());
+        test::TempDir dir;
+        const std::string path = dir.file("db.json");
+        DurableOptions o = options(interval);
+        o.file_ops = {&failing_write_all, &failing_fdatasync};
+        {
+            Process p{path, o};
+            REQUIRE(p.run(update(Metric::counter("c", 1))));
 
-    auto r = test::run_result(store.apply(Metric::gauge("g", 2.5)));
-    REQUIRE(r);
-    CHECK(*r == Metric::gauge("g", 2.5));
-    CHECK(on_disk(file) == std::vector<OwnedMetric>{{"g", Kind::gauge, 2.5, 0}});
-
-    SUBCASE("and so is a batch") {
-        const std::vector<Metric> batch{Metric::counter("c", 4), Metric::counter("c", 5)};
-        std::vector<Metric> stored;
-        REQUIRE(test::run_result(store.apply_batch(batch, stored)));
-        CHECK(stored == std::vector<Metric>{Metric::counter("c", 4), Metric::counter("c", 9)});
-        CHECK(on_disk(file) == std::vector<OwnedMetric>{{"c", Kind::counter, 0, 9}, {"g", Kind::gauge, 2.5, 0}});
+            SUBCASE("a failed write") {
+                failing_writes = 1;
+                CHECK(p.run(update(Metric::counter("c", 1))).error() == Errc::io_error);
+                CHECK(!test::run(p.store->ping()));
+            }
+            SUBCASE("a failed sync (interval 0 waits for it)") {
+                if (interval.count() == 0) {
+                    failing_syncs = 1;
+                    CHECK(p.run(update(Metric::counter("c", 1))).error() == Errc::io_error);
+                    CHECK(!test::run(p.store->ping()));
+                }
+            }
+            SUBCASE("a failed batch") {
+                failing_writes = 1;
+                std::vector<Metric> stored;
+                const std::vector<Metric> batch{Metric::counter("c", 1), Metric::gauge("g", 1)};
+                CHECK(p.run({Op::update_batch, {}, batch, &stored}).error() == Errc::io_error);
+                CHECK(!p.gauge("g"));
+            }
+            CHECK(p.counter("c") == 1);
+            // Recovery: the next change succeeds and follows on.
+            REQUIRE(p.run(update(Metric::counter("c", 10))));
+            CHECK(p.counter("c") == 11);
+            CHECK(test::run(p.store->ping()));
+            p.crash();
+        }
+        Process again{path, options(interval)};
+        CHECK(again.counter("c") == 11);
+        CHECK(again.store->restored().log.cut.empty());
     }
-    SUBCASE("a rejected update writes nothing") {
-        REQUIRE(test::run_result(store.apply(Metric::counter("big", INT64_MAX))));
-        const auto writes = store.writes();
-        CHECK(test::run_result(store.apply(Metric::counter("big", 1))).error() == Errc::counter_overflow);
-        CHECK(store.writes() == writes);
-    }
-    SUBCASE("reads see memory") {
-        CHECK(test::run_result(store.get(Kind::gauge, "g"))->value == 2.5);
-        CHECK(test::run_result(store.list())->size() == 1);
-        CHECK(test::run(store.ping()));
-    }
-    test::run(store.close());
 }
 
-TEST_CASE("with interval 0 concurrent updates share snapshot writes")
+namespace {
+
+std::mutex gate_mutex;
+std::condition_variable gate_cv;
+bool gate_open = true;
+bool gate_entered = false;
+
+int gated_fdatasync(int fd)
+{
+    std::unique_lock lock{gate_mutex};
+    gate_entered = true;
+    gate_cv.notify_all();
+    gate_cv.wait(lock, [] { return gate_open; });
+    return ::fdatasync(fd);
+}
+
+asio::awaitable<void> increment(PersistentStorage& store, int& acked)
+{
+    auto r = co_await store.run(update(Metric::counter("shared", 1)));
+    if (r)
+        ++acked;
+}
+
+}  // namespace
+
+TEST_CASE("with interval 0 updates that arrive during a sync share the next one")
 {
     test::TempDir dir;
-    MemoryStorage memory;
-    SnapshotFile file{dir.file("db.json")};
-    PersistentStorage store{asio::system_executor{}, memory, file, 0ms};
-
-    constexpr int updates = 200;
-    int done = 0;
+    DurableOptions o = options(0ms);
+    o.file_ops.fdatasync = &gated_fdatasync;
+    Process p{dir.file("db.json"), o};
+    REQUIRE(p.store);
+    {
+        std::lock_guard lock{gate_mutex};
+        gate_open = false;
+        gate_entered = false;
+    }
+    const auto syncs_before = p.store->syncs();
+    constexpr int updates = 16;
+    int acked = 0;
     asio::io_context ioc;
     for (int i = 0; i < updates; ++i)
-        asio::co_spawn(ioc, increment(store, "c" + std::to_string(i % 10), done), [](std::exception_ptr e) {
-            if (e)
-                std::rethrow_exception(e);
-        });
-    ioc.run();
-    CHECK(done == updates);
-    CHECK(store.writes() >= 1);
-    CHECK(store.writes() < updates / 2);
-    const auto disk = on_disk(file);
-    REQUIRE(disk.size() == 10);
-    for (const auto& m : disk)
-        CHECK(m.delta == updates / 10);
-    test::run(store.close());
-}
-
-TEST_CASE("close writes the final snapshot and is idempotent")
-{
-    test::TempDir dir;
-    MemoryStorage memory;
-    SnapshotFile file{dir.file("db.json")};
-    PersistentStorage store{asio::system_executor{}, memory, file, 1h};
-
-    REQUIRE(test::run_result(store.apply(Metric::counter("c", 3))));
-    CHECK(store.writes() == 0);  // the first periodic snapshot is an hour away
-    CHECK_FALSE(std::filesystem::exists(file.path()));
-
-    test::run(store.close());
-    CHECK(store.writes() == 1);
-    CHECK(on_disk(file) == std::vector<OwnedMetric>{{"c", Kind::counter, 0, 3}});
-    test::run(store.close());
-    CHECK(store.writes() == 1);
-}
-
-TEST_CASE("destroying the store without close still writes the final snapshot")
-{
-    test::TempDir dir;
-    MemoryStorage memory;
-    SnapshotFile file{dir.file("db.json")};
+        asio::co_spawn(ioc, increment(*p.store, acked), asio::detached);
+    std::thread runner{[&] { ioc.run(); }};
     {
-        PersistentStorage store{asio::system_executor{}, memory, file, 1h};
-        REQUIRE(test::run_result(store.apply(Metric::gauge("g", 1))));
+        std::unique_lock lock{gate_mutex};
+        gate_cv.wait(lock, [] { return gate_entered; });
     }
-    CHECK(on_disk(file) == std::vector<OwnedMetric>{{"g", Kind::gauge, 1, 0}});
+    // The first update's sync is held: every other update is appended behind it meanwhile.
+    while (!ioc.stopped() && p.store->pending_records() < updates)
+        std::this_thread::yield();
+    {
+        std::lock_guard lock{gate_mutex};
+        gate_open = true;
+    }
+    gate_cv.notify_all();
+    runner.join();
+    CHECK(acked == updates);
+    CHECK(p.counter("shared") == updates);
+    CHECK(p.store->syncs() - syncs_before == 2);
 }
 
-TEST_CASE("with interval 0 a failed snapshot fails the update, which stays in memory")
+TEST_CASE("a removal is logged: after a restart the metric is gone and a counter starts from 0")
 {
     test::TempDir dir;
-    MemoryStorage memory;
-    SnapshotFile file{dir.file("missing/db.json")};
-    PersistentStorage store{asio::system_executor{}, memory, file, 0ms};
-
-    CHECK(test::run_result(store.apply(Metric::gauge("g", 1))).error() == Errc::io_error);
-    std::vector<Metric> stored;
-    const std::vector<Metric> batch{Metric::gauge("h", 1)};
-    CHECK(test::run_result(store.apply_batch(batch, stored)).error() == Errc::io_error);
-    CHECK(test::gauge(memory.map(), "g") == 1);
-    CHECK(test::gauge(memory.map(), "h") == 1);
-    test::run(store.close());
+    const std::string path = dir.file("db.json");
+    {
+        Process p{path, options(1000ms)};
+        REQUIRE(p.run(update(Metric::counter("c", 5))));
+        auto removed = p.run(remove(Kind::counter, "c"));
+        REQUIRE(removed);
+        CHECK(removed->delta == 5);
+        CHECK(p.run(remove(Kind::counter, "c")).error() == Errc::not_found);
+        CHECK(p.store->removed() == 1);
+        p.crash();
+    }
+    Process again{path, options(1000ms)};
+    CHECK(!again.counter("c"));
+    REQUIRE(again.run(update(Metric::counter("c", 2))));
+    CHECK(again.counter("c") == 2);
 }
 
-TEST_CASE("with interval 0 an update after close cannot be made durable")
+TEST_CASE("the expiry sweep logs its removals, replayed at restart")
 {
-    test::TempDir dir;
-    MemoryStorage memory;
-    SnapshotFile file{dir.file("db.json")};
-    PersistentStorage store{asio::system_executor{}, memory, file, 0ms};
-    test::run(store.close());
-    CHECK(test::run_result(store.apply(Metric::gauge("late", 1))).error() == Errc::storage_unavailable);
-}
-
-TEST_CASE("restore loads a snapshot file into memory")
-{
-    test::TempDir dir;
-    SnapshotFile file{dir.file("db.json")};
-    MemoryStorage memory;
-    REQUIRE(memory.map().update(Metric::gauge("stale", 1), memory.stamp()));
-
-    SUBCASE("a written snapshot comes back") {
-        const std::vector<OwnedMetric> saved{{"c", Kind::counter, 0, 7}, {"g", Kind::gauge, 0.5, 0}};
-        REQUIRE(file.write(saved));
-        auto n = PersistentStorage::restore(memory, file);
-        REQUIRE(n);
-        CHECK(*n == 2);
-        auto listed = memory.map().list();
-        for (auto& m : listed)
-            m.updated_at = 0;  // unknown in the file: restore stamps it with the time of the restart
-        CHECK(listed == saved);
-    }
-    SUBCASE("a missing file loads nothing") {
-        auto n = PersistentStorage::restore(memory, file);
-        REQUIRE(n);
-        CHECK(*n == 0);
-    }
-    SUBCASE("a corrupt file is an error and leaves memory alone") {
-        test::write_file(file.path(), "[{");
-        CHECK(PersistentStorage::restore(memory, file).error() == Errc::corrupt_snapshot);
-        CHECK(test::gauge(memory.map(), "stale") == 1);
+    for (const auto interval : {0ms, 1000ms}) {
+        CAPTURE(interval.count());
+        test::TempDir dir;
+        const std::string path = dir.file("db.json");
+        DurableOptions o = options(interval);
+        o.sweep_every = 1ms;
+        manual_now = 1'700'000'000'000;
+        {
+            Process p{path, o, 1000ms};
+            REQUIRE(p.run(update(Metric::counter("old", 1))));
+            manual_now += 600;
+            REQUIRE(p.run(update(Metric::counter("young", 1))));
+            manual_now += 600;  // "old" is 1200 ms old, "young" 600
+            // The sweep runs on its own thread: wait (bounded) for it to remove "old".
+            for (int i = 0; i < 5000 && p.store->expired() == 0; ++i)
+                std::this_thread::sleep_for(1ms);
+            REQUIRE(p.store->expired() == 1);
+            CHECK(!p.counter("old"));
+            CHECK(p.counter("young") == 1);
+            p.crash();
+        }
+        // Back at the time of the first update: only the logged removal can make "old" absent.
+        manual_now = 1'700'000'000'000;
+        Process again{path, options(interval), 1000ms};
+        CHECK(!again.counter("old"));
+        CHECK(again.counter("young") == 1);
     }
 }
 
-TEST_CASE("apply_now answers at once on an interval and defers to the coroutine with interval 0")
+TEST_CASE("restart cuts a torn tail and keeps everything before it")
 {
     test::TempDir dir;
-    MemoryStorage memory;
-    SnapshotFile file{dir.file("db.json")};
-
-    SUBCASE("interval: at once, and the next snapshot holds the change") {
-        PersistentStorage store{asio::system_executor{}, memory, file, 1h};
-        auto r = store.apply_now(Metric::counter("c", 3));
-        REQUIRE(r);
-        REQUIRE(*r);
-        CHECK(**r == Metric::counter("c", 3));
-        CHECK(**store.apply_now(Metric::counter("c", 4)) == Metric::counter("c", 7));
-        CHECK(**store.get_now(Kind::counter, "c") == Metric::counter("c", 7));
-        CHECK(store.get_now(Kind::gauge, "c")->error() == Errc::not_found);
-        test::run(store.close());
-        CHECK(on_disk(file) == std::vector<OwnedMetric>{{"c", Kind::counter, 0, 7}});
+    const std::string path = dir.file("db.json");
+    {
+        Process p{path, options(1000ms)};
+        REQUIRE(p.run(update(Metric::counter("c", 1))));
+        REQUIRE(p.run(update(Metric::counter("c", 2))));
+        p.crash();
     }
-    SUBCASE("interval 0: not at once, nothing changed") {
-        PersistentStorage store{asio::system_executor{}, memory, file, 0ms};
-        CHECK_FALSE(store.apply_now(Metric::gauge("g", 1)));
-        CHECK(memory.map().size() == 0);
-        CHECK(store.get_now(Kind::gauge, "g")->error() == Errc::not_found);
+    std::string segment;
+    for (const auto& e : std::filesystem::directory_iterator(path + ".wal"))
+        segment = e.path().string();
+    const auto size = std::filesystem::file_size(segment);
+    std::filesystem::resize_file(segment, size - 2);
+    Process again{path, options(1000ms)};
+    REQUIRE(again.store);
+    CHECK(again.counter("c") == 1);
+    CHECK(again.store->restored().log.cut.find("torn record") != std::string::npos);
+}
+
+TEST_CASE("without restore the store starts empty and the old log is gone")
+{
+    test::TempDir dir;
+    const std::string path = dir.file("db.json");
+    {
+        Process p{path, options(1000ms)};
+        REQUIRE(p.run(update(Metric::counter("c", 1))));
+        p.crash();
+    }
+    DurableOptions fresh = options(1000ms);
+    fresh.restore = false;
+    {
+        Process p{path, fresh};
+        REQUIRE(p.store);
+        CHECK(!p.counter("c"));
+        p.crash();
+    }
+    Process again{path, options(1000ms)};
+    CHECK(!again.counter("c"));
+}
+
+TEST_CASE("restart loads the Go server's snapshot")
+{
+    test::TempDir dir;
+    const std::string path = dir.file("db.json");
+    test::write_file(path, R"({"gauges":{"Alloc":1.5},"counters":{"PollCount":3}})");
+    Process p{path, options(1000ms)};
+    REQUIRE(p.store);
+    CHECK(p.gauge("Alloc") == 1.5);
+    CHECK(p.counter("PollCount") == 3);
+    REQUIRE(p.run(update(Metric::counter("PollCount", 1))));
+    REQUIRE(p.store->compact());
+    auto loaded = p.file.load();
+    REQUIRE(loaded);
+    REQUIRE(loaded->size() == 2);
+    CHECK((*loaded)[1].id == "PollCount");
+    CHECK((*loaded)[1].delta == 4);
+    CHECK((*loaded)[1].seq > 0);
+    CHECK((*loaded)[1].updated_at == manual_now.load());
+}
+
+TEST_CASE("a corrupt snapshot is a start-up error naming the file")
+{
+    test::TempDir dir;
+    const std::string path = dir.file("db.json");
+    test::write_file(path, "[{");
+    Process p{path, options(1000ms)};
+    CHECK(!p.store);
+    CHECK(p.error.find(path) != std::string::npos);
+}
+
+TEST_CASE("close compacts, refuses later changes and is idempotent")
+{
+    for (const auto interval : {0ms, 1000ms}) {
+        test::TempDir dir;
+        const std::string path = dir.file("db.json");
+        Process p{path, options(interval)};
+        REQUIRE(p.run(update(Metric::counter("c", 3))));
+        test::run(p.store->close());
+        test::run(p.store->close());
+        CHECK(p.run(update(Metric::counter("c", 1))).error() == Errc::storage_unavailable);
+        CHECK(!test::run(p.store->ping()));
+        auto loaded = p.file.load();
+        REQUIRE(loaded);
+        REQUIRE(loaded->size() == 1);
+        CHECK(loaded->front().delta == 3);
+        // Every segment before the final compaction is gone: only the empty current one is left.
+        std::size_t segments = 0;
+        for (const auto& e : std::filesystem::directory_iterator(path + ".wal"))
+            segments += std::filesystem::file_size(e.path()) == 0 ? 1 : 100;
+        CHECK(segments == 1);
+    }
+}
+
+TEST_CASE("removing an unknown metric answers not_found without a record")
+{
+    for (const auto interval : {0ms, 1000ms}) {
+        test::TempDir dir;
+        Process p{dir.file("db.json"), options(interval)};
+        REQUIRE(p.run(update(Metric::gauge("g", 1))));
+        CHECK(p.run(remove(Kind::gauge, "absent")).error() == Errc::not_found);
+        CHECK(p.run(remove(Kind::counter, "g")).error() == Errc::not_found);
+        REQUIRE(p.run(remove(Kind::gauge, "g")));
+        p.crash();
+        Process again{dir.file("db.json"), options(interval)};
+        CHECK(again.store->restored().log.records == 2);
+        CHECK(!again.gauge("g"));
     }
 }

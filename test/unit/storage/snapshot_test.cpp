@@ -221,3 +221,69 @@ TEST_CASE("loading refuses anything but a regular file, without blocking, and sa
     CHECK(loaded.error() == Errc::corrupt_snapshot);
     CHECK(reason == expected);
 }
+
+TEST_CASE("a snapshot keeps each metric's update time and sequence number")
+{
+    test::TempDir dir;
+    SnapshotFile file{dir.file("db.json")};
+    const std::vector<OwnedMetric> metrics{{"c", Kind::counter, 0, 3, 1700000000123, 42},
+                                           {"g", Kind::gauge, 1.5, 0, 1, 0},
+                                           {"old", Kind::gauge, 2, 0, 0, 0}};
+    REQUIRE(file.write(metrics));
+    CHECK(test::read_file(file.path()) ==
+          R"([{"id":"c","type":"counter","delta":3,"updated_at":1700000000123,"seq":42},)"
+          R"({"id":"g","type":"gauge","value":1.5,"updated_at":1},{"id":"old","type":"gauge","value":2}])");
+    auto loaded = file.load();
+    REQUIRE(loaded);
+    CHECK(*loaded == metrics);
+
+    SUBCASE("null stamps are absent") {
+        auto parsed = storage::parse_snapshot(R"([{"id":"a","type":"gauge","value":1,"updated_at":null,"seq":null}])");
+        REQUIRE(parsed);
+        CHECK(*parsed == std::vector<OwnedMetric>{{"a", Kind::gauge, 1, 0, 0, 0}});
+    }
+    SUBCASE("a bad stamp is a corrupt snapshot") {
+        for (const char* body : {R"([{"id":"a","type":"gauge","value":1,"updated_at":-1}])",
+                                 R"([{"id":"a","type":"gauge","value":1,"updated_at":1.5}])",
+                                 R"([{"id":"a","type":"gauge","value":1,"seq":"7"}])",
+                                 R"([{"id":"a","type":"gauge","value":1,"seq":-7}])"}) {
+            CAPTURE(body);
+            CHECK(storage::parse_snapshot(body).error() == Errc::corrupt_snapshot);
+        }
+    }
+}
+
+TEST_CASE("the Go server's snapshot object loads")
+{
+    auto parsed = storage::parse_snapshot(
+        R"({"gauges":{"Alloc":524288.5,"RandomValue":0.123456789,"GCCPUFraction":0},"counters":{"PollCount":42}})");
+    REQUIRE(parsed);
+    std::sort(parsed->begin(), parsed->end(), [](const OwnedMetric& a, const OwnedMetric& b) { return a.id < b.id; });
+    CHECK(*parsed == std::vector<OwnedMetric>{{"Alloc", Kind::gauge, 524288.5, 0},
+                                              {"GCCPUFraction", Kind::gauge, 0, 0},
+                                              {"PollCount", Kind::counter, 0, 42},
+                                              {"RandomValue", Kind::gauge, 0.123456789, 0}});
+
+    SUBCASE("either kind may be missing or null, other keys are ignored") {
+        auto only = storage::parse_snapshot(R"( {"gauges":null,"counters":{"c":-3},"version":[1,{"x":2}]} )");
+        REQUIRE(only);
+        CHECK(*only == std::vector<OwnedMetric>{{"c", Kind::counter, 0, -3}});
+        auto empty = storage::parse_snapshot(R"({"gauges":{},"counters":{}})");
+        REQUIRE(empty);
+        CHECK(empty->empty());
+    }
+    SUBCASE("anything else is a corrupt snapshot") {
+        for (const char* body : {R"({})", R"({"other":1})", R"({"gauges":{"a":"1"}})", R"({"gauges":[1]})",
+                                 R"({"counters":{"c":1.5}})", R"({"counters":{"c":9223372036854775808}})",
+                                 R"({"gauges":{"bad/name":1}})", R"({"gauges":{"":1}})", R"({"gauges":{"a":1}} x)",
+                                 R"({"gauges":{"a":1})", R"({"gauges":{"a":1e999}})"}) {
+            CAPTURE(body);
+            CHECK(storage::parse_snapshot(body).error() == Errc::corrupt_snapshot);
+        }
+    }
+    SUBCASE("a long gauge literal is read exactly") {
+        auto exact = storage::parse_snapshot(R"({"gauges":{"g":0.95000000000000000000}})");
+        REQUIRE(exact);
+        CHECK(exact->front().value == 0.95);
+    }
+}
