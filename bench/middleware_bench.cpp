@@ -120,6 +120,32 @@ void BM_MiddlewareChain(benchmark::State& state)
 }
 BENCHMARK(BM_MiddlewareChain);
 
+/// /update/{kind}/{name}/{value} of an existing gauge without the self-metrics: the baseline of
+/// BM_SelfMetricsCounting.
+void BM_UpdateURLUncounted(benchmark::State& state)
+{
+    OfflineServer server;
+    const auto raw = bench::http_request("POST", "/update/gauge/Alloc/123456.789");
+    server.expect("BM_UpdateURLUncounted", raw);
+    bench::time_requests(state, server, raw);
+}
+BENCHMARK(BM_UpdateURLUncounted);
+
+/// The same request counted as the daemon counts it (CountRequests outermost: endpoint, status,
+/// duration histogram, bytes; the router's updates applied): what the self-metrics cost.
+void BM_SelfMetricsCounting(benchmark::State& state)
+{
+    server::SelfMetrics self{"bench"};
+    OfflineServer server{OfflineServer::quiet_config(), &self};
+    const auto raw = bench::http_request("POST", "/update/gauge/Alloc/123456.789");
+    server.expect("BM_SelfMetricsCounting", raw);
+    const std::size_t endpoint = server::endpoint_index("/update/gauge/Alloc/123456.789");
+    const std::uint64_t before = self.http().requests(endpoint, 200);
+    bench::time_requests(state, server, raw);
+    bench::require(self.http().requests(endpoint, 200) > before, "BM_SelfMetricsCounting", "requests are counted");
+}
+BENCHMARK(BM_SelfMetricsCounting);
+
 }  // namespace
 
 BENCHMARK_MAIN();

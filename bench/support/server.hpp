@@ -31,9 +31,10 @@ namespace bench {
 
 /// Storage, pipeline and one connection. Not thread-safe (one connection).
 struct OfflineServer {
-    explicit OfflineServer(server::Config config = quiet_config())
+    /// `self`, when given, counts every request as the daemon does (server/self_metrics.hpp).
+    explicit OfflineServer(server::Config config = quiet_config(), server::SelfMetrics* self = nullptr)
         : config_(std::move(config)),
-          pipeline_(server::make_pipeline(config_, store)),
+          pipeline_(server::make_pipeline(config_, store, {}, self)),
           connection_(std::make_unique<server::OfflineConnection>(*pipeline_))
     {
     }

@@ -128,13 +128,15 @@ bool GuardExceptions::recover(Exchange& ex, const std::exception& e) const
 
 Middleware::Flow AccessLog::before(Exchange& ex) const
 {
-    ex.started = std::chrono::steady_clock::now();
+    if (ex.started == std::chrono::steady_clock::time_point{})  // else CountRequests read it
+        ex.started = std::chrono::steady_clock::now();
     return Flow::next;
 }
 
 void AccessLog::after(Exchange& ex) const
 {
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - ex.started);
+    ex.finished = std::chrono::steady_clock::now();  // CountRequests, outside, reuses it
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(ex.finished - ex.started);
     if (core::log::threshold() > core::log::Level::info)
         return;
     if (core::log::format() == core::log::Format::json) {

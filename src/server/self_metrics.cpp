@@ -361,15 +361,17 @@ void HttpStats::write(Exposition& out) const
 
 Middleware::Flow CountRequests::before(Exchange& ex) const
 {
-    ex.counted_from = std::chrono::steady_clock::now();
+    ex.started = std::chrono::steady_clock::now();
     ex.counted_body = ex.request.body.size();  // before any layer inflates it
     return Flow::next;
 }
 
 void CountRequests::after(Exchange& ex) const
 {
+    if (ex.finished == std::chrono::steady_clock::time_point{})
+        ex.finished = std::chrono::steady_clock::now();
     stats_.request(endpoint_index(ex.request.path), ex.response.status, ex.counted_body,
-                   ex.response.payload().size(), std::chrono::steady_clock::now() - ex.counted_from);
+                   ex.response.payload().size(), ex.finished - ex.started);
 }
 
 std::vector<std::string> endpoint_labels()
