@@ -77,7 +77,7 @@ TEST_CASE("an unknown metric is not found, in either namespace")
 
 TEST_CASE("any shard count works: it is rounded up to a power of two")
 {
-    for (std::size_t n : {0, 1, 3, 64, 100}) {
+    for (std::size_t n : std::initializer_list<std::size_t>{0, 1, 3, 64, 100}) {
         MemoryStorage store{Shards{n}};
         for (int i = 0; i < 50; ++i)
             REQUIRE(store.apply(delta("c" + std::to_string(i), i)));
