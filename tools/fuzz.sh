@@ -2,6 +2,8 @@
 # Builds one libFuzzer target with clang (AddressSanitizer + UBSan, in its own build directory)
 # and runs it for SECONDS on a copy of its seed corpus (test/fuzz/corpus/TARGET). New inputs and
 # crash reproducers stay in the printed work directory; the repository's corpus is only read.
+# -Dfuzzers=true compiles the project's libraries with -fsanitize=fuzzer-no-link, so libFuzzer
+# sees the coverage of the code under test, not only of the target's own file.
 # Usage: tools/fuzz.sh TARGET SECONDS      e.g. tools/fuzz.sh router 60
 #        tools/fuzz.sh --list              the targets
 #   METRICS_FUZZ_BUILD_DIR  build directory (default build-fuzz)

@@ -3,7 +3,7 @@
 # Usage: tools/setup.sh [--bench]   (--bench adds wrk, heaptrack and Google Benchmark's compare.py)
 set -euo pipefail
 
-packages=(g++ meson ninja-build pkg-config git
+packages=(g++ clang meson ninja-build pkg-config git
           libasio-dev libsimdjson-dev libdeflate-dev libsodium-dev libfmt-dev doctest-dev libbenchmark-dev libpq-dev
           postgresql python3 curl procps)
 if [[ "${1:-}" == "--bench" ]]; then

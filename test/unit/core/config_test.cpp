@@ -250,7 +250,8 @@ TEST_CASE("seconds take plain numbers and Go durations")
         {"1m30s", 90s}, {"1h", 3600s}, {"1.5h", 5400s}, {"2m0.5s", 120500ms}, {"1500us", 2ms},
         {"1500\xc2\xb5s", 2ms}, {"2000000ns", 2ms}, {"0s", 0ms}};
     for (auto [text, expected] : cases) {
-        CAPTURE(text);
+        const char* const input = text;  // clang 14 cannot capture a structured binding (CAPTURE's lambda)
+        CAPTURE(input);
         Run run;
         CHECK(run({"-i", text}) == std::nullopt);
         CHECK(run.s.interval == expected);
@@ -290,7 +291,8 @@ TEST_CASE("usage errors exit with 2 and one line")
         {{"-=x"}, "prog: bad flag syntax: -=x\n"},
     };
     for (const auto& [args, message] : cases) {
-        CAPTURE(args[0]);
+        const auto& first = args[0];  // clang 14 cannot capture a structured binding (CAPTURE's lambda)
+        CAPTURE(first);
         Run run;
         CHECK(run(args) == 2);
         CHECK(run.err == message);

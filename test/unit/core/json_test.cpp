@@ -404,7 +404,8 @@ TEST_CASE("what the fast path does not take, simdjson reads and answers as befor
                                           std::pair{"-0.95000000000000000000", -0.95},
                                           std::pair{"0.00000000000000000000000123456789012345678901", 1.23456789012345678901e-24},
                                           std::pair{"1.96300253475245641739651e-3", 1.96300253475245641739651e-3}}) {
-            CAPTURE(text);
+            const char* const input = text;  // clang 14 cannot capture a structured binding (CAPTURE's lambda)
+            CAPTURE(input);
             const std::string body = std::string{R"({"id":"x","type":"gauge","value":)"} + text + "}";
             check_result(both.fast.parse_metric(body), Metric::gauge("x", value));
             check_result(both.simdjson.parse_metric(body), Metric::gauge("x", value));
@@ -596,7 +597,8 @@ TEST_CASE("names of every length are written whole or escaped wherever a byte ne
         for (const auto& [raw, written] : specials) {
             for (std::size_t at = 0; at + raw.size() <= n; ++at) {
                 CAPTURE(at);
-                CAPTURE(raw);
+                const std::string_view special = raw;  // clang 14 cannot capture a structured binding (CAPTURE's lambda)
+                CAPTURE(special);
                 std::string name = plain;
                 name.replace(at, raw.size(), raw);
                 CHECK(json_string(name) == "\"" + plain.substr(0, at) + std::string(written) +
