@@ -10,7 +10,7 @@
 #   FUZZ_SEED=N                replay the fuzz mutations of an earlier run (each run picks one)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh --bench || exit 1  # --bench: the tools' own tests run the benchmarks, heaptrack and wrk
+tools/setup.sh --test || exit 1  # the tools' tests run benchmarks, heaptrack and wrk; the page test Chromium
 
 passed=0
 failed=0
