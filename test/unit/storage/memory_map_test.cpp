@@ -80,7 +80,7 @@ TEST_CASE("a counter update adds its delta and a gauge update replaces its value
 
 TEST_CASE("any shard count works: it is rounded up to a power of two")
 {
-    for (std::size_t n : {0, 1, 3, 64, 100}) {
+    for (std::size_t n : std::initializer_list<std::size_t>{0, 1, 3, 64, 100}) {
         MemoryMap map{MapOptions{Shards{n}}};
         for (int i = 0; i < 50; ++i)
             REQUIRE(map.update(delta("c" + std::to_string(i), i), now()));
