@@ -325,25 +325,29 @@ TEST_CASE("with interval 0 updates that arrive during a sync share the next one"
     constexpr int updates = 16;
     int acked = 0;
     asio::io_context ioc;
-    for (int i = 0; i < updates; ++i)
-        asio::co_spawn(ioc, increment(*p.store, acked), asio::detached);
+    auto work = asio::make_work_guard(ioc);
     std::thread runner{[&] { ioc.run(); }};
+    // The first update alone: its sync is held at the gate...
+    asio::co_spawn(ioc, increment(*p.store, acked), asio::detached);
     {
         std::unique_lock lock{gate_mutex};
         gate_cv.wait(lock, [] { return gate_entered; });
     }
-    // The first update's sync is held: every other update is appended behind it meanwhile.
-    while (!ioc.stopped() && p.store->pending_records() < updates)
+    // ...while every other update is appended behind it.
+    for (int i = 1; i < updates; ++i)
+        asio::co_spawn(ioc, increment(*p.store, acked), asio::detached);
+    while (p.store->pending_records() < updates)
         std::this_thread::yield();
     {
         std::lock_guard lock{gate_mutex};
         gate_open = true;
     }
     gate_cv.notify_all();
+    work.reset();
     runner.join();
     CHECK(acked == updates);
     CHECK(p.counter("shared") == updates);
-    CHECK(p.store->syncs() - syncs_before == 2);
+    CHECK(p.store->syncs() - syncs_before == 2);  // the held one, then one for the fifteen
 }
 
 TEST_CASE("a removal is logged: after a restart the metric is gone and a counter starts from 0")
