@@ -100,6 +100,11 @@ struct Storages {
     storage::Storage* active = nullptr;
 };
 
+storage::MapOptions map_options(const server::Config& c)
+{
+    return {.ttl = c.metric_ttl, .max_metrics = static_cast<std::size_t>(c.max_metrics)};
+}
+
 /// Startup errors come back as one line for stderr.
 std::string open_storage(asio::io_context& ioc, const server::Config& c, Storages& s)
 {
@@ -126,12 +131,12 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
         return {};
     }
     if (c.store_file.empty()) {
-        s.memory = std::make_unique<storage::MemoryStorage>(storage::MapOptions{.ttl = c.metric_ttl});
+        s.memory = std::make_unique<storage::MemoryStorage>(map_options(c));
         s.active = s.memory.get();
         core::log::info("storage: memory only (no snapshot file)");
         return {};
     }
-    s.map = std::make_unique<storage::MemoryMap>(storage::MapOptions{.ttl = c.metric_ttl});
+    s.map = std::make_unique<storage::MemoryMap>(map_options(c));
     s.snapshot = std::make_unique<storage::SnapshotFile>(c.store_file);
     storage::DurableOptions options;
     options.interval = c.store_interval;
