@@ -117,6 +117,7 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
         options.ping_timeout = std::min(options.ping_timeout, c.database_timeout);
         options.request_timeout = c.request_timeout;
         options.metric_ttl = c.metric_ttl;
+        options.max_metrics = static_cast<std::size_t>(c.max_metrics);
         // co_spawn needs a default-constructible result: the coroutine fills an optional instead.
         std::optional<core::Result<std::unique_ptr<storage::PostgresStorage>>> opened;
         auto open = [&]() -> asio::awaitable<void> {
