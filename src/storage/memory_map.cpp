@@ -429,14 +429,17 @@ std::size_t MemoryMap::new_names(std::span<const Metric> batch) const
 {
     thread_local std::vector<std::pair<Kind, std::string_view>> absent;
     absent.clear();
-    for (const Metric& m : batch) {
-        const Key k = key(m.id);
-        const Shard& s = shard(k);
-        std::lock_guard lock{s.mutex};
-        const bool held = m.kind == Kind::gauge ? s.gauges.find(k.name, k.hash) != nullptr
-                                                : s.counters.find(k.name, k.hash) != nullptr;
-        if (!held)
-            absent.emplace_back(m.kind, m.id);
+    {
+        // Lock-free lookups, as an update's: no shard mutex per element.
+        detail::ReadGuard guard;
+        for (const Metric& m : batch) {
+            const Key k = key(m.id);
+            const Shard& s = shard(k);
+            const bool held = m.kind == Kind::gauge ? s.gauges.find(k.name, k.hash) != nullptr
+                                                    : s.counters.find(k.name, k.hash) != nullptr;
+            if (!held)
+                absent.emplace_back(m.kind, m.id);
+        }
     }
     std::sort(absent.begin(), absent.end());
     return static_cast<std::size_t>(std::unique(absent.begin(), absent.end()) - absent.begin());

@@ -150,7 +150,8 @@ public:
     std::size_t max_metrics() const noexcept { return max_.load(std::memory_order_relaxed); }
     void set_max_metrics(std::size_t cap) noexcept { max_.store(cap, std::memory_order_relaxed); }
     /// Of `batch`'s distinct (kind, name), how many the map does not hold (expired entries not
-    /// yet swept are held): the entries applying it would add.
+    /// yet swept are held): the entries applying it would add, if no other insert or removal
+    /// runs meanwhile (the durable store asks under its sequencer).
     std::size_t new_names(std::span<const Metric> batch) const;
     /// Counts (and logs, rate-limited) a refusal at the cap; the map calls it for its own.
     void note_refused() noexcept { refusals_.note(max_metrics()); }

@@ -1064,7 +1064,8 @@ core::awaitable<Result<Metric>> PostgresStorage::update(Metric update)
     params.add(bytes_of(number));
     // No room: only an existing row may be updated.
     const std::size_t claimed = claim(1);
-    const char* statement = claimed != 0 ? (gauge ? gauge_set : counter_add) : (gauge ? gauge_refresh : counter_refresh);
+    const char* statement =
+        claimed != 0 ? (gauge ? gauge_set : counter_add) : (gauge ? gauge_refresh : counter_refresh);
     Result<PgReply> reply = co_await execute(conn, statement, params, false, deadline);
     if (!reply) {
         forget(claimed);
@@ -1143,7 +1144,8 @@ core::awaitable<Result<void>> PostgresStorage::update_batch(std::span<const Metr
     }
     const PGresult* totals = reply->result.get();
     const int last = PQntuples(totals) - 1;
-    Result<std::int64_t> inserted = last >= 0 ? int8_at(totals, last, 2) : Result<std::int64_t>{Errc::storage_unavailable};
+    Result<std::int64_t> inserted =
+        last >= 0 ? int8_at(totals, last, 2) : Result<std::int64_t>{Errc::storage_unavailable};
     if (!inserted || *inserted < 0 || static_cast<std::size_t>(*inserted) > claimed) {
         forget(claimed);
         if (inserted && *inserted == -1) {
