@@ -30,6 +30,7 @@ std::string_view message(Errc e) noexcept
     case Errc::outcome_unknown: return "storage outcome unknown";
     case Errc::io_error: return "I/O error";
     case Errc::corrupt_snapshot: return "corrupt snapshot";
+    case Errc::too_many_metrics: return "metric cap reached (--max-metrics); delete metrics or raise the cap";
     }
     return "unknown error";
 }

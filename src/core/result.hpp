@@ -38,6 +38,7 @@ enum class Errc {
     outcome_unknown,      ///< the connection broke after a write was sent: it may have taken effect
     io_error,
     corrupt_snapshot,
+    too_many_metrics,  ///< a new metric would exceed --max-metrics; nothing changed (507)
 };
 
 /// A short, stable English reason for logs and response bodies.

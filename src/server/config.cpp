@@ -42,6 +42,8 @@ std::optional<int> load_config(int argc, const char* const* argv, Config& c)
                   "storage work of one request: waiting for a connection and retries (503 beyond)");
     o.add_seconds({"metric-ttl"}, "METRIC_TTL", "metric_ttl", &c.metric_ttl,
                   "a metric not updated for this long disappears (\"30s\", \"5m\", \"1h\"); 0 = never");
+    o.add_int({"max-metrics"}, "MAX_METRICS", "max_metrics", &c.max_metrics,
+              "stored metrics, gauges and counters together (507 for a new one beyond); 0 = no cap (unsafe)", 0, big);
     o.add_string({"k", "key"}, "KEY", "key", &c.key, "HMAC-SHA256 key for HashSHA256");
     o.add_bool({"require-hash"}, "REQUIRE_HASH", "require_hash", &c.require_hash,
                "with a key: reject requests that carry no HashSHA256");

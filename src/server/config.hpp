@@ -21,6 +21,7 @@ struct Config {
     std::chrono::milliseconds database_timeout = std::chrono::seconds{5};  ///< one statement or connect
     std::chrono::milliseconds request_timeout = std::chrono::seconds{10};  ///< storage part of a request
     std::chrono::milliseconds metric_ttl{0};  ///< a metric not updated for this long is gone; 0 = never
+    std::int64_t max_metrics = 1'000'000;     ///< stored metrics, gauges and counters together; 0 = no cap (unsafe)
     std::string key;
     bool require_hash = false;
     std::string crypto_key;

@@ -100,6 +100,11 @@ struct Storages {
     storage::Storage* active = nullptr;
 };
 
+storage::MapOptions map_options(const server::Config& c)
+{
+    return {.ttl = c.metric_ttl, .max_metrics = static_cast<std::size_t>(c.max_metrics)};
+}
+
 /// Startup errors come back as one line for stderr.
 std::string open_storage(asio::io_context& ioc, const server::Config& c, Storages& s)
 {
@@ -112,6 +117,7 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
         options.ping_timeout = std::min(options.ping_timeout, c.database_timeout);
         options.request_timeout = c.request_timeout;
         options.metric_ttl = c.metric_ttl;
+        options.max_metrics = static_cast<std::size_t>(c.max_metrics);
         // co_spawn needs a default-constructible result: the coroutine fills an optional instead.
         std::optional<core::Result<std::unique_ptr<storage::PostgresStorage>>> opened;
         auto open = [&]() -> asio::awaitable<void> {
@@ -126,12 +132,12 @@ std::string open_storage(asio::io_context& ioc, const server::Config& c, Storage
         return {};
     }
     if (c.store_file.empty()) {
-        s.memory = std::make_unique<storage::MemoryStorage>(storage::MapOptions{.ttl = c.metric_ttl});
+        s.memory = std::make_unique<storage::MemoryStorage>(map_options(c));
         s.active = s.memory.get();
         core::log::info("storage: memory only (no snapshot file)");
         return {};
     }
-    s.map = std::make_unique<storage::MemoryMap>(storage::MapOptions{.ttl = c.metric_ttl});
+    s.map = std::make_unique<storage::MemoryMap>(map_options(c));
     s.snapshot = std::make_unique<storage::SnapshotFile>(c.store_file);
     storage::DurableOptions options;
     options.interval = c.store_interval;

@@ -21,6 +21,7 @@ int status_for(core::Errc e) noexcept
     case Errc::forbidden: return 403;
     case Errc::timeout: return 408;
     case Errc::storage_busy: return 503;
+    case Errc::too_many_metrics: return 507;
     case Errc::storage_unavailable:
     case Errc::outcome_unknown:
     case Errc::io_error:
@@ -60,6 +61,7 @@ std::string_view reason_phrase(int status) noexcept
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
     }
     return "Unknown";
 }

@@ -198,7 +198,8 @@ MemoryMap::MemoryMap(MapOptions options)
       mask_(std::bit_ceil(std::max<std::size_t>(options.shards.count, 1)) - 1),
       shards_(std::make_unique<Shard[]>(mask_ + 1)),
       ttl_(std::max<std::int64_t>(options.ttl.count(), 0)),
-      clock_(options.clock)
+      clock_(options.clock),
+      max_(options.max_metrics)
 {
 }
 
@@ -220,7 +221,10 @@ void MemoryMap::update_into(const Metric& u, Stamp stamp, Result<Metric>& out)
     const Key k = key(u.id);
     if (u.kind == Kind::gauge) {
         const Outcome o = change<double>(k, u.value, stamp);
-        m.value = std::bit_cast<double>(o.bits);  // a gauge update cannot fail
+        if (o.error == Errc::ok) [[likely]]
+            m.value = std::bit_cast<double>(o.bits);
+        else
+            out = o.error;
         return;
     }
     const Outcome o = change<std::int64_t>(k, u.delta, stamp);
@@ -244,7 +248,16 @@ MemoryMap::Outcome MemoryMap::change(const Key& k, V operand, Stamp stamp)
     std::lock_guard lock{s.mutex};
     Entry<V>* e = table.find(k.name, k.hash);
     if (e == nullptr) {
-        table.insert(k.name, k.hash, operand, stamp.seq, stamp.time);
+        if (!claim(1)) {
+            note_refused();
+            return {0, Errc::too_many_metrics};
+        }
+        try {
+            table.insert(k.name, k.hash, operand, stamp.seq, stamp.time);
+        } catch (...) {
+            give_back_claim(1);
+            throw;
+        }
         return {bits_of(operand), Errc::ok};
     }
     take(*e, s.batch_seq, true);  // held: removal and batches need the mutex
@@ -332,6 +345,22 @@ Result<void> MemoryMap::update_batch(std::span<const Metric> batch, std::vector<
     const FreeUnpublished unpublished{targets, fresh};
     find_targets(batch, keys, targets, missing);
     make_fresh(batch, keys, targets, missing, fresh);
+    if (!claim(fresh.size())) {
+        note_refused();
+        if (stored != nullptr)
+            stored->clear();
+        return Errc::too_many_metrics;
+    }
+    // Given back on every way out but success (out of memory, a counter overflow).
+    struct Claim {
+        MemoryMap& map;
+        std::size_t n;
+        ~Claim()
+        {
+            if (n != 0)
+                map.give_back_claim(n);
+        }
+    } claimed{*this, fresh.size()};
     reserve_fresh(keys, targets, fresh);
 
     const auto seq_of = [&](std::size_t i) { return stamp.seq == 0 ? 0 : stamp.seq + i; };
@@ -375,7 +404,45 @@ Result<void> MemoryMap::update_batch(std::span<const Metric> batch, std::vector<
             (*stored)[i] = Metric::gauge(m.id, e.load());
     }
     publish_fresh(keys, targets, fresh);
+    claimed.n = 0;
     return {};
+}
+
+bool MemoryMap::claim(std::size_t n) noexcept
+{
+    if (n == 0)
+        return true;
+    const std::size_t cap = max_.load(std::memory_order_relaxed);
+    if (cap == 0) {
+        stored_.fetch_add(n, std::memory_order_relaxed);
+        return true;
+    }
+    std::size_t now = stored_.load(std::memory_order_relaxed);
+    do {
+        if (n > cap || now > cap - n)
+            return false;
+    } while (!stored_.compare_exchange_weak(now, now + n, std::memory_order_relaxed));
+    return true;
+}
+
+std::size_t MemoryMap::new_names(std::span<const Metric> batch) const
+{
+    thread_local std::vector<std::pair<Kind, std::string_view>> absent;
+    absent.clear();
+    {
+        // Lock-free lookups, as an update's: no shard mutex per element.
+        detail::ReadGuard guard;
+        for (const Metric& m : batch) {
+            const Key k = key(m.id);
+            const Shard& s = shard(k);
+            const bool held = m.kind == Kind::gauge ? s.gauges.find(k.name, k.hash) != nullptr
+                                                    : s.counters.find(k.name, k.hash) != nullptr;
+            if (!held)
+                absent.emplace_back(m.kind, m.id);
+        }
+    }
+    std::sort(absent.begin(), absent.end());
+    return static_cast<std::size_t>(std::unique(absent.begin(), absent.end()) - absent.begin());
 }
 
 void MemoryMap::find_targets(std::span<const Metric> batch, std::span<const Key> keys, std::span<Target> targets,
@@ -558,6 +625,7 @@ Result<Metric> MemoryMap::remove_in(const Key& k, Stamp stamp, bool only_expired
     const Metric last = metric_of(k.name, e->load());
     e->lock().store(Entry<V>::removed, std::memory_order_release);
     table.remove(e, k.hash);
+    give_back_claim(1);
     gone = true;
     if (expired) {
         expired_.fetch_add(1, std::memory_order_relaxed);
@@ -631,6 +699,7 @@ void MemoryMap::clear()
     for (std::size_t i = 0; i <= mask_; ++i) {
         Shard& s = shards_[i];
         std::lock_guard lock{s.mutex};
+        give_back_claim(s.gauges.size() + s.counters.size());
         s.gauges.clear();
         s.counters.clear();
     }
@@ -648,8 +717,10 @@ void MemoryMap::restore(std::span<const OwnedMetric> metrics)
         const auto put = [&](auto& table, auto value) {
             if (auto* e = table.find(k.name, k.hash))
                 e->set(value, m.seq, time);
-            else
+            else {
                 table.insert(k.name, k.hash, value, m.seq, time);
+                stored_.fetch_add(1, std::memory_order_relaxed);  // what was stored comes back, cap or not
+            }
         };
         if (m.kind == Kind::gauge)
             put(s.gauges, m.value);
@@ -727,6 +798,9 @@ void write_map_metrics(core::Exposition& out, const MemoryMap& map)
     out.sample("metrics_server_metrics_deleted_total", {}, map.removed());
     out.counter_family("metrics_server_metrics_expired_total", "Metrics removed because their TTL had passed.");
     out.sample("metrics_server_metrics_expired_total", {}, map.expired());
+    out.counter_family("metrics_server_metrics_refused_total",
+                       "Updates refused because they would add a metric beyond --max-metrics (507).");
+    out.sample("metrics_server_metrics_refused_total", {}, map.refused());
 }
 
 }  // namespace storage

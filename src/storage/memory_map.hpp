@@ -6,6 +6,7 @@
 #include "core/result.hpp"
 #include "storage/detail/entry_table.hpp"
 #include "storage/detail/name_hash.hpp"
+#include "storage/detail/refusals.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -43,6 +44,9 @@ struct MapOptions {
     Shards shards{64};
     std::chrono::milliseconds ttl{0};  ///< 0: never expire
     core::Clock clock = &core::unix_millis;
+    /// Stored entries (gauges + counters) beyond which an update that would add one is refused
+    /// (Errc::too_many_metrics); 0: no cap.
+    std::size_t max_metrics = 0;
 };
 
 namespace detail {
@@ -73,6 +77,11 @@ struct BatchTarget {
 /// them: a reader that sees one odd (or changed) waits for the batch on the shard's mutex, and so
 /// does a single update, so that the totals the batch checked stay true.
 ///
+/// Cap: an atomic count of stored entries is claimed before a new name is inserted (a batch
+/// claims its distinct new names at once) and given back as entries leave, so updating an
+/// existing metric never touches it. An expired entry the sweep has not removed still counts;
+/// an update restarts it and adds nothing.
+///
 /// TTL: an entry whose last change is older than ttl counts as absent for every read and for an
 /// update (which starts it from scratch); collect_expired() and expire() remove such entries in
 /// bounded steps.
@@ -93,7 +102,8 @@ public:
     /// change. Replay rule: when stamp.seq != 0 and the entry's seq >= stamp.seq, nothing changes
     /// and the current metric is answered (the change is already in it). An entry last updated
     /// before stamp.time - ttl counts as absent (a counter restarts from the delta). Overflow:
-    /// Errc::counter_overflow, nothing changed. The caller has validated name and value.
+    /// Errc::counter_overflow; a new name beyond max_metrics: Errc::too_many_metrics; nothing
+    /// changed either way. The caller has validated name and value.
     Result<Metric> update(const Metric& update, Stamp stamp);
 
     /// update() writing its answer into `out` (which holds a Metric), field by field. GCC 12
@@ -107,7 +117,8 @@ public:
     /// stamp.time} (a batch takes batch.size() consecutive sequence numbers), with the replay
     /// rule per element. If `stored` is not null it is cleared and receives, in input order, each
     /// metric as it stood right after its own update (ids view `batch`). A counter overflow
-    /// anywhere: nothing changed (names it inserted are removed), Errc::counter_overflow.
+    /// anywhere: nothing changed (names it inserted are removed), Errc::counter_overflow. Its
+    /// distinct new names beyond max_metrics: nothing changed, Errc::too_many_metrics.
     Result<void> update_batch(std::span<const Metric> batch, std::vector<Metric>* stored, Stamp stamp);
 
     /// Live (unexpired) value, `id` viewing the argument, else Errc::not_found.
@@ -132,6 +143,20 @@ public:
 
     /// Stored entries, gauges plus counters (expired ones the sweep has not removed included).
     std::size_t size() const;
+    /// size() as the cap counts it, read without a lock.
+    std::size_t count() const noexcept { return stored_.load(std::memory_order_relaxed); }
+    /// The cap (0: none). set_max_metrics(0) lifts it, e.g. while a durable store replays its
+    /// log: what was stored once must come back whatever the cap is now.
+    std::size_t max_metrics() const noexcept { return max_.load(std::memory_order_relaxed); }
+    void set_max_metrics(std::size_t cap) noexcept { max_.store(cap, std::memory_order_relaxed); }
+    /// Of `batch`'s distinct (kind, name), how many the map does not hold (expired entries not
+    /// yet swept are held): the entries applying it would add, if no other insert or removal
+    /// runs meanwhile (the durable store asks under its sequencer).
+    std::size_t new_names(std::span<const Metric> batch) const;
+    /// Counts (and logs, rate-limited) a refusal at the cap; the map calls it for its own.
+    void note_refused() noexcept { refusals_.note(max_metrics()); }
+    /// Updates refused at the cap since construction.
+    std::uint64_t refused() const noexcept { return refusals_.total(); }
     /// Stored entries of one kind.
     std::size_t size(Kind kind) const;
 
@@ -223,6 +248,9 @@ private:
                        std::vector<std::uint32_t>& fresh) noexcept;
     /// Removes every entry (restore's first step).
     void clear();
+    /// Adds n to the count unless that passes the cap (false: nothing claimed).
+    bool claim(std::size_t n) noexcept;
+    void give_back_claim(std::size_t n) noexcept { stored_.fetch_sub(n, std::memory_order_relaxed); }
 
     Key key(std::string_view name) const noexcept { return {name, detail::name_hash(name, seed_)}; }
     Shard& shard(const Key& k) const noexcept { return shards_[k.hash & mask_]; }
@@ -237,9 +265,14 @@ private:
     mutable std::shared_mutex batch_gate_;
     std::atomic<std::uint64_t> removed_{0};
     std::atomic<std::uint64_t> expired_{0};
+    /// Entries in the tables plus claims not yet inserted; its own cache line: inserts and
+    /// removals write it, updates of existing names do not read it.
+    alignas(64) std::atomic<std::size_t> stored_{0};
+    std::atomic<std::size_t> max_{0};
+    detail::Refusals refusals_;
 };
 
-/// The self-metrics families of a map (stored by kind, deleted, expired): every memory store
+/// The self-metrics families of a map (stored by kind, deleted, expired, refused): every memory store
 /// writes them.
 void write_map_metrics(core::Exposition& out, const MemoryMap& map);
 

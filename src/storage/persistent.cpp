@@ -44,6 +44,7 @@ struct PersistentStorage::Waiter {
     Request request;            ///< ids view the waiting request's buffer, or `owned_id`
     std::string owned_id;       ///< an expiry's name (no request buffer behind it)
     bool expiry = false;
+    std::size_t adds = 0;  ///< new names counted against the cap until it is applied
     Stamp stamp;
     std::optional<Result<Metric>>* result = nullptr;  ///< in the waiting coroutine's frame; null: nobody waits
     std::unique_ptr<Completion> done;
@@ -97,6 +98,15 @@ PersistentStorage::~PersistentStorage()
 
 Result<void> PersistentStorage::restore(std::string& error)
 {
+    // What was stored comes back whatever the cap is now; a lower cap refuses only new names.
+    struct LiftCap {
+        MemoryMap& map;
+        std::size_t cap;
+        explicit LiftCap(MemoryMap& m) : map(m), cap(m.max_metrics()) { map.set_max_metrics(0); }
+        ~LiftCap() { map.set_max_metrics(cap); }
+        LiftCap(const LiftCap&) = delete;
+        LiftCap& operator=(const LiftCap&) = delete;
+    } lifted{map_};
     if (options_.restore) {
         std::string reason;
         Result<std::vector<OwnedMetric>> loaded = file_.load(&reason);
@@ -204,12 +214,28 @@ bool PersistentStorage::surely_absent(const Request& request) const
     return request.op == Op::remove && pending_.empty() && !map_.get(request.metric.kind, request.metric.id);
 }
 
+Result<void> PersistentStorage::admit(const Request& request, std::size_t& adds)
+{
+    adds = 0;
+    const std::size_t cap = map_.max_metrics();
+    if (cap == 0 || (request.op != Op::update && request.op != Op::update_batch))
+        return {};
+    adds = map_.new_names(request.op == Op::update ? std::span<const Metric>{&request.metric, 1} : request.batch);
+    if (adds == 0 || (adds <= cap && map_.count() + pending_adds_ <= cap - adds))
+        return {};
+    map_.note_refused();
+    return Errc::too_many_metrics;
+}
+
 Result<Metric> PersistentStorage::write_and_apply(const Request& request, std::unique_lock<std::mutex>&)
 {
     if (closed_)
         return Errc::storage_unavailable;
     if (surely_absent(request))
         return Errc::not_found;
+    std::size_t adds = 0;
+    if (Result<void> admitted = admit(request, adds); !admitted)
+        return admitted.error();
     const std::uint64_t seq = log_->next_seq();
     const Stamp stamp{seq, map_.clock()()};
     record_.clear();
@@ -253,6 +279,10 @@ void PersistentStorage::enqueue(Request request, std::optional<Result<Metric>>* 
         waiter->complete(Errc::not_found);
         return;
     }
+    if (Result<void> admitted = admit(request, waiter->adds); !admitted) {
+        waiter->complete(admitted.error());
+        return;
+    }
     const std::uint64_t seq = log_->next_seq();
     waiter->stamp = {seq, map_.clock()()};
     record_.clear();
@@ -268,6 +298,7 @@ void PersistentStorage::enqueue(Request request, std::optional<Result<Metric>>* 
     }
     if (log_->bytes() >= options_.compact_bytes)
         compact_soon_.store(true, std::memory_order_relaxed);
+    pending_adds_ += waiter->adds;
     pending_.push_back(std::move(waiter));
     committer_->wake();
 }
@@ -294,6 +325,8 @@ void PersistentStorage::on_sync(Result<std::uint64_t> synced)
     std::size_t done = 0;
     for (; done < pending_.size(); ++done) {
         Waiter& w = *pending_[done];
+        if (!synced || w.stamp.seq < *synced)
+            pending_adds_ -= w.adds;  // applied, or refused, below: in the map's count from now on
         if (!synced) {
             w.complete(Errc::io_error);
             continue;
@@ -391,6 +424,7 @@ void PersistentStorage::expire_one(Kind kind, const std::string& id)
     waiter->request.metric = Metric{waiter->owned_id, kind, 0, 0};
     waiter->expiry = true;
     waiter->stamp = stamp;
+    pending_adds_ += waiter->adds;
     pending_.push_back(std::move(waiter));
     committer_->wake();
 }
@@ -455,6 +489,7 @@ void PersistentStorage::stop_threads(bool final_compaction)
     for (auto& w : pending_)
         w->complete(Errc::storage_unavailable);
     pending_.clear();
+    pending_adds_ = 0;
     // tools/loadtest.sh reads this line (fsyncs per update).
     core::log::info("write-ahead log: {} changes appended, {} fdatasyncs since start", log_->next_seq() - first_seq_,
                     log_->syncs());

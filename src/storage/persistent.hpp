@@ -132,6 +132,10 @@ private:
     static void replay(MemoryMap& map, const wal::Record& record);
     /// With the sequencer held: a removal of a metric that is not there (nothing to log).
     bool surely_absent(const Request& request) const;
+    /// With the sequencer held, before anything is logged: Errc::too_many_metrics when the
+    /// request's new names (`adds`) could pass the map's cap, counting those of records waiting
+    /// for their sync. A refusal is never logged, so replay (with the cap lifted) cannot differ.
+    Result<void> admit(const Request& request, std::size_t& adds);
     /// With the sequencer held: seq, record, append; interval > 0 also applies.
     Result<Metric> write_and_apply(const Request& request, std::unique_lock<std::mutex>& lock);
     /// The writer thread's report after each sync (sequencer held).
@@ -156,6 +160,7 @@ private:
     std::string record_;                    ///< encoding buffer, reused
     std::uint64_t first_seq_ = 1;           ///< the first seq of this run
     std::vector<std::unique_ptr<Waiter>> pending_;  ///< interval 0: written, not yet synced, in seq order
+    std::size_t pending_adds_ = 0;                  ///< the sum of pending_'s Waiter::adds
     bool closed_ = false;
 
     std::unique_ptr<wal::Committer> committer_;

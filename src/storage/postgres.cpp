@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <charconv>
 #include <cassert>
 #include <climits>
 #include <cstring>
@@ -163,11 +164,11 @@ struct PgReply {
 
 /// Parameters of one prepared statement, all in binary format; views into the caller's buffers.
 struct PgParams {
-    static constexpr int capacity = 4;
+    static constexpr int capacity = 5;
     int count = 0;
     std::array<const char*, capacity> values{};
     std::array<int, capacity> lengths{};
-    std::array<int, capacity> formats{1, 1, 1, 1};
+    std::array<int, capacity> formats{1, 1, 1, 1, 1};
 
     void add(std::string_view bytes)
     {
@@ -532,6 +533,8 @@ const std::string& migration_script()
 
 constexpr const char* gauge_set = "metrics_gauge_set";
 constexpr const char* counter_add = "metrics_counter_add";
+constexpr const char* gauge_refresh = "metrics_gauge_refresh";
+constexpr const char* counter_refresh = "metrics_counter_refresh";
 constexpr const char* gauge_get = "metrics_gauge_get";
 constexpr const char* counter_get = "metrics_counter_get";
 constexpr const char* gauge_remove = "metrics_gauge_remove";
@@ -560,6 +563,12 @@ constexpr const char* counter_sweep = "metrics_counter_sweep";
 // step that leaves bigint even when the final total fits, as applying in order would. A last
 // row (ordinal NULL) carries the number of expired rows the batch restarted.
 //
+// The cap: an update inserts only when this daemon could claim room for a row; without room it
+// runs the *_refresh statement instead, which updates an existing row or changes nothing (no row
+// back: refused). (xmax = 0) tells an inserted row from an updated one. A batch gets the room it
+// could claim as $5 and inserts nothing, and updates nothing, when its distinct new names need
+// more (last row's third column -1); else that column counts the rows it inserted.
+//
 // The sweep deletes by ctid (a TID scan) at most $1 expired rows, skipping rows another
 // session holds (another daemon's sweep or an update in flight); the outer test re-checks a
 // row an update refreshed meanwhile. There is deliberately no index on updated_at: it would
@@ -573,13 +582,21 @@ PREPARE metrics_gauge_set (text, float8) AS
   {old_g}
   INSERT INTO gauges AS g (name, value, updated_at) VALUES ($1, $2, now())
   ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
-  RETURNING {old_n};
+  RETURNING {old_n}, (xmax = 0);
 PREPARE metrics_counter_add (text, int8) AS
   {old_c}
   INSERT INTO counters AS c (name, delta, updated_at) VALUES ($1, $2, now())
   ON CONFLICT (name) DO UPDATE
     SET delta = CASE WHEN {c} THEN excluded.delta ELSE c.delta + excluded.delta END,
         updated_at = excluded.updated_at
+  RETURNING delta, {old_n}, (xmax = 0);
+PREPARE metrics_gauge_refresh (text, float8) AS
+  {old_g}
+  UPDATE gauges g SET value = $2, updated_at = now() WHERE name = $1
+  RETURNING {old_n};
+PREPARE metrics_counter_refresh (text, int8) AS
+  {old_c}
+  UPDATE counters c SET delta = CASE WHEN {c} THEN $2 ELSE c.delta + $2 END, updated_at = now() WHERE name = $1
   RETURNING delta, {old_n};
 PREPARE metrics_gauge_get (text) AS SELECT value FROM gauges g WHERE name = $1 AND NOT {g};
 PREPARE metrics_counter_get (text) AS SELECT delta FROM counters c WHERE name = $1 AND NOT {c};
@@ -588,32 +605,40 @@ PREPARE metrics_counter_remove (text) AS DELETE FROM counters c WHERE name = $1 
 PREPARE metrics_list AS
   SELECT name, false, value, 0::int8, {ms} FROM gauges g WHERE NOT {g}
   UNION ALL SELECT name, true, 0::float8, delta, {ms} FROM counters c WHERE NOT {c};
-PREPARE metrics_batch (text[], float8[], text[], int8[]) AS
+PREPARE metrics_batch (text[], float8[], text[], int8[], int8) AS
   WITH ge AS (
     SELECT DISTINCT ON (name) name, value
     FROM unnest($1, $2) WITH ORDINALITY AS t(name, value, ord)
     ORDER BY name, ord DESC
   ), gx AS (
     SELECT count(*) AS n FROM gauges g JOIN ge USING (name) WHERE {g}
-  ), gu AS (
-    INSERT INTO gauges AS g (name, value, updated_at) SELECT name, value, now() FROM ge ORDER BY name
-    ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
   ), ce AS (
     SELECT name, delta, ord FROM unnest($3, $4) WITH ORDINALITY AS t(name, delta, ord)
   ), ct AS (
     SELECT name, sum(delta)::int8 AS total FROM ce GROUP BY name
   ), cx AS (
     SELECT count(*) AS n FROM counters c JOIN ct USING (name) WHERE {c}
+  ), fits AS (
+    SELECT (SELECT count(*) FROM ge WHERE NOT EXISTS (SELECT FROM gauges g WHERE g.name = ge.name))
+         + (SELECT count(*) FROM ct WHERE NOT EXISTS (SELECT FROM counters c WHERE c.name = ct.name)) <= $5 AS ok
+  ), gu AS (
+    INSERT INTO gauges AS g (name, value, updated_at)
+    SELECT name, value, now() FROM ge WHERE (SELECT ok FROM fits) ORDER BY name
+    ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+    RETURNING (xmax = 0) AS inserted
   ), cu AS (
-    INSERT INTO counters AS c (name, delta, updated_at) SELECT name, total, now() FROM ct ORDER BY name
+    INSERT INTO counters AS c (name, delta, updated_at)
+    SELECT name, total, now() FROM ct WHERE (SELECT ok FROM fits) ORDER BY name
     ON CONFLICT (name) DO UPDATE
       SET delta = CASE WHEN {c} THEN excluded.delta ELSE c.delta + excluded.delta END,
           updated_at = excluded.updated_at
-    RETURNING name, delta
+    RETURNING name, delta, (xmax = 0) AS inserted
   )
-  SELECT ce.ord, ((cu.delta - ct.total) + sum(ce.delta) OVER (PARTITION BY ce.name ORDER BY ce.ord))::int8
+  SELECT ce.ord, ((cu.delta - ct.total) + sum(ce.delta) OVER (PARTITION BY ce.name ORDER BY ce.ord))::int8, 0::int8
   FROM ce JOIN ct USING (name) JOIN cu USING (name)
-  UNION ALL SELECT NULL, (SELECT n FROM gx) + (SELECT n FROM cx)
+  UNION ALL SELECT NULL, (SELECT n FROM gx) + (SELECT n FROM cx),
+    CASE WHEN (SELECT ok FROM fits)
+      THEN (SELECT count(*) FROM gu WHERE inserted) + (SELECT count(*) FROM cu WHERE inserted) ELSE -1 END
   ORDER BY 1 NULLS LAST;
 PREPARE metrics_gauge_sweep (int8) AS
   WITH gone AS (
@@ -671,6 +696,13 @@ Result<std::int64_t> int8_at(const PGresult* r, int row, int column)
     if (!shape_ok(r, row, column, 8))
         return Errc::storage_unavailable;
     return std::bit_cast<std::int64_t>(detail::get_be64(PQgetvalue(r, row, column)));
+}
+
+Result<bool> bool_at(const PGresult* r, int row, int column)
+{
+    if (!shape_ok(r, row, column, 1))
+        return Errc::storage_unavailable;
+    return PQgetvalue(r, row, column)[0] != 0;
 }
 
 Result<double> float8_at(const PGresult* r, int row, int column)
@@ -890,8 +922,53 @@ core::awaitable<PgReply> PostgresStorage::setup(PgConnection& conn, Deadline con
             conn.reset();
         co_return setup_failure(std::move(reply));
     }
+    if (!counted_.load(std::memory_order_relaxed)) {
+        reply = co_await conn.query("SELECT (SELECT count(*) FROM gauges) + (SELECT count(*) FROM counters)",
+                                    query_deadline);
+        if (reply.failure != Failure::none) {
+            if (reply.failure != Failure::aborted || !conn.usable())
+                conn.reset();
+            co_return setup_failure(std::move(reply));
+        }
+        std::size_t rows = 0;
+        const PGresult* r = reply.result.get();
+        const char* text = PQntuples(r) == 1 && PQnfields(r) == 1 ? PQgetvalue(r, 0, 0) : "";
+        if (std::from_chars(text, text + std::strlen(text), rows).ec != std::errc{}) {
+            reply.failure = Failure::statement;
+            reply.reason = "unexpected answer to the row count";
+            co_return reply;
+        }
+        // Once, by whichever connection gets there first; claims made meanwhile stay counted.
+        if (!counted_.exchange(true)) {
+            stored_.fetch_add(rows, std::memory_order_relaxed);
+            core::log::info("postgres: {} metrics stored (cap {})", rows, opts_.max_metrics);
+        }
+    }
     conn.prepared = true;
     co_return PgReply{};
+}
+
+std::size_t PostgresStorage::claim(std::size_t n) noexcept
+{
+    if (opts_.max_metrics == 0) {
+        stored_.fetch_add(n, std::memory_order_relaxed);
+        return n;
+    }
+    std::size_t now = stored_.load(std::memory_order_relaxed);
+    std::size_t take = 0;
+    do {
+        take = std::min(n, now < opts_.max_metrics ? opts_.max_metrics - now : 0);
+        if (take == 0)
+            return 0;
+    } while (!stored_.compare_exchange_weak(now, now + take, std::memory_order_relaxed));
+    return take;
+}
+
+void PostgresStorage::forget(std::size_t n) noexcept
+{
+    std::size_t now = stored_.load(std::memory_order_relaxed);
+    while (n != 0 && !stored_.compare_exchange_weak(now, now - std::min(now, n), std::memory_order_relaxed)) {
+    }
 }
 
 core::awaitable<PgReply> PostgresStorage::attempt(PgConnection& conn, const char* statement,
@@ -985,10 +1062,27 @@ core::awaitable<Result<Metric>> PostgresStorage::update(Metric update)
     detail::put_be64(number.data(), gauge ? std::bit_cast<std::uint64_t>(update.value)
                                           : std::bit_cast<std::uint64_t>(update.delta));
     params.add(bytes_of(number));
-    Result<PgReply> reply = co_await execute(conn, gauge ? gauge_set : counter_add, params, false, deadline);
-    if (!reply)
+    // No room: only an existing row may be updated.
+    const std::size_t claimed = claim(1);
+    const char* statement =
+        claimed != 0 ? (gauge ? gauge_set : counter_add) : (gauge ? gauge_refresh : counter_refresh);
+    Result<PgReply> reply = co_await execute(conn, statement, params, false, deadline);
+    if (!reply) {
+        forget(claimed);
         co_return reply.error();
+    }
     const PGresult* r = reply->result.get();
+    if (claimed == 0 && PQntuples(r) == 0) {
+        refusals_.note(opts_.max_metrics);
+        co_return Errc::too_many_metrics;
+    }
+    if (claimed != 0) {
+        Result<bool> inserted = bool_at(r, 0, gauge ? 1 : 2);
+        if (!inserted || !*inserted)
+            forget(claimed);
+        if (!inserted)
+            co_return inserted.error();
+    }
     Result<std::int64_t> restarted = int8_at(r, 0, gauge ? 0 : 1);
     if (!restarted)
         co_return restarted.error();
@@ -1036,11 +1130,31 @@ core::awaitable<Result<void>> PostgresStorage::update_batch(std::span<const Metr
             co_return Errc::batch_too_large;
         params.add(*buffer);
     }
+    // Room for as many new names as the batch has elements, or what is left; the statement
+    // refuses the batch when its distinct new names need more.
+    const std::size_t claimed = claim(batch.size());
+    std::array<char, 8> room;
+    detail::put_be64(room.data(), claimed);
+    params.add(bytes_of(room));
 
     Result<PgReply> reply = co_await execute(conn, batch_apply, params, false, deadline);
-    if (!reply)
+    if (!reply) {
+        forget(claimed);
         co_return reply.error();
+    }
     const PGresult* totals = reply->result.get();
+    const int last = PQntuples(totals) - 1;
+    Result<std::int64_t> inserted =
+        last >= 0 ? int8_at(totals, last, 2) : Result<std::int64_t>{Errc::storage_unavailable};
+    if (!inserted || *inserted < 0 || static_cast<std::size_t>(*inserted) > claimed) {
+        forget(claimed);
+        if (inserted && *inserted == -1) {
+            refusals_.note(opts_.max_metrics);
+            co_return Errc::too_many_metrics;
+        }
+        co_return Errc::storage_unavailable;
+    }
+    forget(claimed - static_cast<std::size_t>(*inserted));
     if (static_cast<std::size_t>(PQntuples(totals)) != counters + 1) {
         core::log::error("postgres: batch returned {} rows for {} counters", PQntuples(totals), counters);
         co_return Errc::storage_unavailable;
@@ -1100,6 +1214,7 @@ core::awaitable<Result<Metric>> PostgresStorage::remove(Kind kind, std::string_v
     const PGresult* r = reply->result.get();
     if (PQntuples(r) == 0)
         co_return Errc::not_found;
+    forget(1);
     if (!shape_ok(r, 0, 1, 1))
         co_return Errc::storage_unavailable;
     if (PQgetvalue(r, 0, 1)[0] != 0) {  // expired already: deleted, but there was nothing to remove
@@ -1178,6 +1293,7 @@ core::awaitable<Result<std::uint64_t>> PostgresStorage::sweep()
                 co_return deleted.error();
             total += *deleted;
             expired_.fetch_add(*deleted, std::memory_order_relaxed);
+            forget(static_cast<std::size_t>(*deleted));
             if (*deleted < chunk || closed_)
                 break;
         }
@@ -1302,6 +1418,13 @@ void PostgresStorage::write_self_metrics(core::Exposition& out) const
     out.sample("metrics_server_metrics_deleted_total", {}, removed());
     out.counter_family("metrics_server_metrics_expired_total", "Metrics removed because their TTL had passed.");
     out.sample("metrics_server_metrics_expired_total", {}, expired());
+    out.gauge_family("metrics_server_postgres_stored_metrics",
+                     "Rows as this daemon counts them for --max-metrics: both tables at its first connection, "
+                     "plus its own inserts, minus its own deletes.");
+    out.sample("metrics_server_postgres_stored_metrics", {}, static_cast<std::uint64_t>(stored()));
+    out.counter_family("metrics_server_metrics_refused_total",
+                       "Updates refused because they would add a metric beyond --max-metrics (507).");
+    out.sample("metrics_server_metrics_refused_total", {}, refused());
 }
 
 }  // namespace storage

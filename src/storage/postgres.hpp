@@ -1,5 +1,6 @@
 #pragma once
 
+#include "storage/detail/refusals.hpp"
 #include "storage/detail/pg_pool.hpp"
 #include "storage/storage.hpp"
 
@@ -40,6 +41,9 @@ struct PostgresOptions {
     std::chrono::milliseconds sweep_interval{0};
     /// Rows one sweep statement deletes at most: the bound on a step's locks and work.
     std::size_t sweep_chunk = 1000;
+    /// Rows (gauges + counters) beyond which an update that would insert one is refused
+    /// (Errc::too_many_metrics); 0: no cap. Counted per daemon: see stored().
+    std::size_t max_metrics = 0;
 
     /// 1 s, 3 s, 5 s. A function, not a braced list: GCC 12 rejects ("array used as
     /// initializer") a coroutine that creates PostgresOptions{} when the member initializer
@@ -123,6 +127,12 @@ public:
     /// Expired metrics this storage met: deleted by its sweep, by a remove (answered not_found),
     /// or restarted by an update.
     std::uint64_t expired() const noexcept { return expired_.load(std::memory_order_relaxed); }
+    /// Rows as this daemon counts them: both tables' count(*) at its first successful
+    /// connection, plus the rows it inserted, minus those it deleted since (other daemons'
+    /// changes are not seen).
+    std::size_t stored() const noexcept { return stored_.load(std::memory_order_relaxed); }
+    /// Updates refused at the cap since start.
+    std::uint64_t refused() const noexcept { return refusals_.total(); }
 
     void write_self_metrics(core::Exposition& out) const override;
 
@@ -185,9 +195,16 @@ private:
     detail::SlotPool sweep_running_;  // one slot, held by the timer loop until it ends
     std::atomic<std::uint64_t> removed_{0};
     std::atomic<std::uint64_t> expired_{0};
+    std::atomic<std::size_t> stored_{0};  // see stored(); with claims of updates in flight
+    std::atomic<bool> counted_{false};     // stored_ has been read from the tables
+    detail::Refusals refusals_;
     std::atomic<std::size_t> waiting_{0};  // calls waiting for a slot of pool_
     Stats stats_;
     std::atomic<bool> schema_ready_{false};
+    /// Room for up to `n` rows under the cap: how many it claimed (all n without a cap).
+    std::size_t claim(std::size_t n) noexcept;
+    /// Gives back `n` claimed or deleted rows (never below 0: rows other daemons inserted).
+    void forget(std::size_t n) noexcept;
     std::atomic<bool> closed_{false};
     std::atomic<bool> healthy_{true};  // last ping outcome, to log changes once
 };

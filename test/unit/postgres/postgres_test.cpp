@@ -987,3 +987,68 @@ TEST_CASE("an update made while PostgreSQL is down succeeds once it is back")
 }
 
 }  // TEST_SUITE("postgres restart")
+
+TEST_CASE("the metric cap: rows at the first connection count, N are admitted, a new name beyond is refused with "
+          "nothing changed, and deletes and the sweep free room")
+{
+    // Outside the coroutine: GCC 12 rejects initializer lists in one ("array used as initializer").
+    const std::vector<Metric> straddling{Metric::gauge("c", 1), Metric::counter("b", 1), Metric::gauge("d", 1)};
+    const std::vector<Metric> fitting{Metric::gauge("c", 1), Metric::gauge("c", 2), Metric::counter("b", 1)};
+    const std::vector<Metric> existing{Metric::counter("b", 1), Metric::gauge("pre", 2)};
+    test::run([&]() -> awaitable<void> {
+        co_await (co_await open_clean())->close();  // the schema exists, the tables are empty
+        sql("INSERT INTO gauges (name, value, updated_at) VALUES ('pre', 1, now())");
+        PostgresOptions opts = test_options();
+        opts.max_metrics = 4;
+        opts.metric_ttl = 1h;
+        auto opened = co_await PostgresStorage::open(co_await asio::this_coro::executor, dsn(), opts);
+        REQUIRE(opened);
+        auto& store = *opened;
+        CHECK(store->stored() == 1);
+        REQUIRE(co_await update(*store, Metric::gauge("a", 1)));
+        REQUIRE(co_await update(*store, Metric::counter("b", 1)));
+        CHECK(store->stored() == 3);
+
+        // Two new names and room for one: refused whole, the counter untouched.
+        std::vector<Metric> stored;
+        CHECK((co_await update_batch(*store, straddling, stored)).error() == Errc::too_many_metrics);
+        CHECK(*co_await get(*store, Kind::counter, "b") == Metric::counter("b", 1));
+        CHECK((co_await get(*store, Kind::gauge, "c")).error() == Errc::not_found);
+        CHECK((co_await get(*store, Kind::gauge, "d")).error() == Errc::not_found);
+        CHECK(store->stored() == 3);
+
+        // One new name, repeated: it fits exactly.
+        REQUIRE(co_await update_batch(*store, fitting, stored));
+        CHECK(store->stored() == 4);
+        CHECK(*co_await get(*store, Kind::gauge, "c") == Metric::gauge("c", 2));
+
+        // At the cap: stored metrics keep updating, new ones (a counter named like a gauge too) are refused.
+        CHECK((co_await update(*store, Metric::gauge("e", 1))).error() == Errc::too_many_metrics);
+        CHECK((co_await update(*store, Metric::counter("a", 1))).error() == Errc::too_many_metrics);
+        CHECK(*co_await update(*store, Metric::gauge("a", 5)) == Metric::gauge("a", 5));
+        CHECK(*co_await update(*store, Metric::counter("b", 1)) == Metric::counter("b", 3));
+        CHECK(co_await update_batch(*store, existing, stored));
+        CHECK(store->refused() == 3);
+        CHECK(sql_int(dsn(), "SELECT (SELECT count(*) FROM gauges) + (SELECT count(*) FROM counters)") == 4);
+        CHECK(sql_int(dsn(), "SELECT count(*) FROM gauges WHERE name = 'e'") == 0);
+
+        // A delete frees room at once.
+        REQUIRE(co_await remove(*store, Kind::gauge, "a"));
+        CHECK(store->stored() == 3);
+        REQUIRE(co_await update(*store, Metric::gauge("e", 1)));
+        CHECK(store->stored() == 4);
+
+        // An expired row not yet swept is updated in place (no new row); the sweep frees its room.
+        sql("UPDATE gauges SET updated_at = now() - interval '2 hours' WHERE name IN ('c', 'e')");
+        CHECK(*co_await update(*store, Metric::gauge("c", 7)) == Metric::gauge("c", 7));
+        CHECK(store->stored() == 4);
+        auto deleted = co_await store->sweep();
+        REQUIRE(deleted);
+        CHECK(*deleted == 1);
+        CHECK(store->stored() == 3);
+        REQUIRE(co_await update(*store, Metric::gauge("f", 1)));
+        CHECK((co_await update(*store, Metric::gauge("g", 1))).error() == Errc::too_many_metrics);
+        CHECK(store->stored() == 4);
+        co_await store->close();
+    }());
+}

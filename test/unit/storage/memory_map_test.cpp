@@ -544,3 +544,171 @@ TEST_CASE("single updates and batches on the same counters and gauges, from seve
     const double last = gauge(map, "shared");
     CHECK((last >= 0 && last < threads && last == static_cast<int>(last)));
 }
+
+namespace {
+
+MapOptions capped(std::size_t cap, std::chrono::milliseconds ttl = 0ms)
+{
+    MapOptions o{Shards{4}, ttl, &manual_clock};
+    o.max_metrics = cap;
+    return o;
+}
+
+std::string name_of(std::size_t i) { return "m" + std::to_string(i); }
+
+}  // namespace
+
+TEST_CASE("the cap admits exactly N metrics, gauges and counters together, and refuses the next")
+{
+    MemoryMap map{capped(4)};
+    REQUIRE(map.update(value("g1", 1), now()));
+    REQUIRE(map.update(value("g2", 2), now()));
+    REQUIRE(map.update(delta("c1", 1), now()));
+    REQUIRE(map.update(delta("g1", 1), now()));  // a counter named like a gauge is another metric
+    CHECK(map.count() == 4);
+    CHECK(map.update(value("g3", 3), now()).error() == Errc::too_many_metrics);
+    CHECK(map.update(delta("c2", 3), now()).error() == Errc::too_many_metrics);
+    CHECK(map.get(Kind::gauge, "g3").error() == Errc::not_found);
+    CHECK(map.get(Kind::counter, "c2").error() == Errc::not_found);
+    CHECK(map.count() == 4);
+    CHECK(map.size() == 4);
+    CHECK(map.refused() == 2);
+    // Existing metrics keep updating at the cap.
+    CHECK(map.update(value("g1", 10), now())->value == 10);
+    CHECK(map.update(delta("c1", 5), now())->delta == 6);
+    core::Result<Metric> out{Metric{}};
+    map.update_into(value("g2", 7), now(), out);
+    CHECK(out->value == 7);
+    CHECK(map.update_batch(std::vector{value("g1", 11), delta("c1", 1)}, nullptr, now()));
+    CHECK(counter(map, "c1") == 7);
+    CHECK(map.refused() == 2);
+}
+
+TEST_CASE("a batch whose new names pass the cap is refused whole; one that fits exactly is applied")
+{
+    MemoryMap map{capped(5)};
+    REQUIRE(map.update(value("a", 1), now()));
+    REQUIRE(map.update(delta("b", 1), now()));
+    // Three existing or new updates plus four new names: 2 + 4 > 5.
+    const std::vector straddling{value("a", 2), delta("b", 2), value("n1", 1), value("n2", 1), delta("n3", 1),
+                                 value("n4", 1)};
+    std::vector<Metric> stored;
+    CHECK(map.update_batch(straddling, &stored, now()).error() == Errc::too_many_metrics);
+    CHECK(stored.empty());
+    CHECK(gauge(map, "a") == 1);
+    CHECK(counter(map, "b") == 1);
+    for (const char* id : {"n1", "n2", "n4"})
+        CHECK(map.get(Kind::gauge, id).error() == Errc::not_found);
+    CHECK(map.get(Kind::counter, "n3").error() == Errc::not_found);
+    CHECK(map.count() == 2);
+    CHECK(map.refused() == 1);
+    // A new name repeated in a batch counts once: 2 + 3 == 5.
+    const std::vector fitting{value("n1", 1), value("n1", 2), delta("n3", 1), delta("n3", 1), value("n2", 1),
+                              delta("b", 1)};
+    REQUIRE(map.update_batch(fitting, &stored, now()));
+    CHECK(map.count() == 5);
+    CHECK(map.size() == 5);
+    CHECK(gauge(map, "n1") == 2);
+    CHECK(counter(map, "n3") == 2);
+    CHECK(map.update_batch(std::vector{value("n9", 1)}, nullptr, now()).error() == Errc::too_many_metrics);
+}
+
+TEST_CASE("a batch that overflows a counter gives back the room its new names claimed")
+{
+    MemoryMap map{capped(3)};
+    REQUIRE(map.update(delta("big", int64_max), now()));
+    CHECK(map.update_batch(std::vector{value("x", 1), value("y", 1), delta("big", 1)}, nullptr, now()).error() ==
+          Errc::counter_overflow);
+    CHECK(map.count() == 1);
+    CHECK(map.update_batch(std::vector{value("x", 1), value("y", 1)}, nullptr, now()));
+    CHECK(map.count() == 3);
+}
+
+TEST_CASE("a deleted metric frees its room at once")
+{
+    MemoryMap map{capped(2)};
+    REQUIRE(map.update(value("a", 1), now()));
+    REQUIRE(map.update(value("b", 1), now()));
+    REQUIRE(map.update(value("c", 1), now()).error() == Errc::too_many_metrics);
+    REQUIRE(map.remove(Kind::gauge, "a", now()));
+    CHECK(map.count() == 1);
+    CHECK(map.update(value("c", 1), now()));
+    CHECK(map.update(value("a", 1), now()).error() == Errc::too_many_metrics);
+    CHECK(map.count() == 2);
+}
+
+TEST_CASE("an expired metric frees its room when the sweep removes it; an update restarts it without adding one")
+{
+    manual_now = 5'000'000;
+    MemoryMap map{capped(2, 100ms)};
+    REQUIRE(map.update(delta("old", 5), now()));
+    REQUIRE(map.update(value("kept", 1), now()));
+    manual_now += 101;
+    REQUIRE(map.update(value("kept", 2), now()));
+    // Expired, not yet swept: still counted, and updating it restarts it (not a new metric).
+    CHECK(map.update(value("new", 1), now()).error() == Errc::too_many_metrics);
+    CHECK(map.update(delta("old", 1), now())->delta == 1);
+    CHECK(map.count() == 2);
+    manual_now += 101;
+    REQUIRE(map.update(value("kept", 3), now()));
+    REQUIRE(map.expire(Kind::counter, "old", now()));
+    CHECK(map.count() == 1);
+    CHECK(map.update(value("new", 1), now()));
+    CHECK(map.count() == 2);
+}
+
+TEST_CASE("restore keeps every metric whatever the cap, which then refuses only new names")
+{
+    MemoryMap map{capped(2)};
+    map.restore(std::vector{owned("a", Kind::gauge, 1, 0, 0, 1), owned("b", Kind::gauge, 1, 0, 0, 2),
+                            owned("c", Kind::counter, 0, 4, 0, 3)});
+    CHECK(map.count() == 3);
+    CHECK(map.update(value("a", 2), now()));
+    CHECK(map.update(delta("c", 1), now())->delta == 5);
+    CHECK(map.update(value("d", 1), now()).error() == Errc::too_many_metrics);
+    REQUIRE(map.remove(Kind::gauge, "a", now()));
+    REQUIRE(map.remove(Kind::gauge, "b", now()));
+    CHECK(map.update(value("d", 1), now()));
+    map.restore({});
+    CHECK(map.count() == 0);
+}
+
+TEST_CASE("no cap (0) admits any number of metrics, still counted")
+{
+    MemoryMap map{capped(0)};
+    for (std::size_t i = 0; i < 1000; ++i)
+        REQUIRE(map.update(value(name_of(i), 1), now()));
+    CHECK(map.count() == 1000);
+    CHECK(map.refused() == 0);
+}
+
+TEST_CASE("threads racing to add names past the cap store exactly the cap, single updates and batches alike")
+{
+    constexpr std::size_t cap = 1000;
+    MemoryMap map{capped(cap)};
+    std::atomic<std::size_t> admitted{0};
+    std::vector<std::thread> threads;
+    for (std::size_t t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            std::vector<std::string> names;
+            for (std::size_t i = 0; i < 600; ++i)
+                names.push_back(name_of(t * 10'000 + i));
+            for (std::size_t i = 0; i < names.size(); i += 2) {
+                if (t % 2 == 0) {
+                    const std::vector batch{value(names[i], 1), value(names[i + 1], 1)};
+                    if (map.update_batch(batch, nullptr, now()))
+                        admitted += 2;
+                } else {
+                    admitted += map.update(value(names[i], 1), now()) ? 1 : 0;
+                    admitted += map.update(value(names[i + 1], 1), now()) ? 1 : 0;
+                }
+            }
+        });
+    for (auto& t : threads)
+        t.join();
+    CHECK(map.size() == admitted.load());
+    CHECK(map.count() == map.size());
+    CHECK(map.size() <= cap);
+    CHECK(map.size() >= cap - 1);  // a refused batch of two may leave one place free
+    CHECK(map.refused() > 0);
+}

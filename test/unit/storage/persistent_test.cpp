@@ -58,8 +58,9 @@ struct Process {
     std::unique_ptr<PersistentStorage> store;
     std::string error;
 
-    Process(const std::string& path, DurableOptions options, std::chrono::milliseconds ttl = 0ms)
-        : map(storage::MapOptions{storage::Shards{4}, ttl, &manual_clock}), file(path)
+    Process(const std::string& path, DurableOptions options, std::chrono::milliseconds ttl = 0ms,
+            std::size_t max_metrics = 0)
+        : map(storage::MapOptions{storage::Shards{4}, ttl, &manual_clock, max_metrics}), file(path)
     {
         store = PersistentStorage::open(asio::system_executor{}, map, file, std::move(options), error);
     }
@@ -510,4 +511,85 @@ TEST_CASE("removing an unknown metric answers not_found without a record")
         CHECK(again.store->restored().log.records == 2);
         CHECK(!again.gauge("g"));
     }
+}
+
+TEST_CASE("a refusal at the cap is not logged, and a restart restores every metric whatever the cap")
+{
+    for (const auto interval : {0ms, 1000ms}) {
+        CAPTURE(interval.count());
+        test::TempDir dir;
+        const std::string path = dir.file("db.json");
+        {
+            Process p{path, options(interval), 0ms, 3};
+            REQUIRE(p.store);
+            REQUIRE(p.run(update(Metric::gauge("a", 1))));
+            REQUIRE(p.run(update(Metric::counter("b", 1))));
+            REQUIRE(p.run(update(Metric::gauge("gone", 1))));
+            REQUIRE(p.run(remove(Kind::gauge, "gone")));
+            const std::vector<Metric> batch{Metric::counter("b", 1), Metric::gauge("c", 1), Metric::gauge("d", 1)};
+            std::vector<Metric> stored;
+            CHECK(p.run({Op::update_batch, {}, batch, &stored}).error() == Errc::too_many_metrics);
+            CHECK(p.run(update(Metric::gauge("c", 1))));
+            CHECK(p.run(update(Metric::gauge("e", 1))).error() == Errc::too_many_metrics);
+            CHECK(p.run(update(Metric::counter("b", 2)))->delta == 3);
+            CHECK(p.map.count() == 3);
+            CHECK(p.map.refused() == 2);
+            p.crash();
+        }
+        {
+            Process again{path, options(interval), 0ms, 3};
+            REQUIRE(again.store);
+            CHECK(again.store->restored().log.records == 6);  // the refused two are not in the log
+            CHECK(again.map.count() == 3);
+            CHECK(again.counter("b") == 3);
+            CHECK(again.gauge("c") == 1.0);
+            CHECK_FALSE(again.gauge("d"));
+            CHECK_FALSE(again.gauge("gone"));
+            CHECK(again.run(update(Metric::gauge("e", 1))).error() == Errc::too_many_metrics);
+            again.crash();
+        }
+        // A lower cap keeps what is stored and refuses only new names.
+        Process lower{path, options(interval), 0ms, 1};
+        REQUIRE(lower.store);
+        CHECK(lower.map.count() == 3);
+        CHECK(lower.map.max_metrics() == 1);
+        CHECK(lower.run(update(Metric::counter("b", 1)))->delta == 4);
+        CHECK(lower.run(update(Metric::gauge("e", 1))).error() == Errc::too_many_metrics);
+        REQUIRE(lower.run(remove(Kind::gauge, "a")));
+        REQUIRE(lower.run(remove(Kind::gauge, "c")));
+        CHECK(lower.run(update(Metric::gauge("e", 1))).error() == Errc::too_many_metrics);
+        REQUIRE(lower.run(remove(Kind::counter, "b")));
+        CHECK(lower.run(update(Metric::gauge("e", 1))));
+        CHECK(lower.map.count() == 1);
+    }
+}
+
+namespace {
+
+asio::awaitable<void> add_gauge(PersistentStorage& store, std::string id, int& acked, int& refused)
+{
+    auto r = co_await store.run(update(Metric::gauge(id, 1)));
+    if (r)
+        ++acked;
+    else if (r.error() == Errc::too_many_metrics)
+        ++refused;
+}
+
+}  // namespace
+
+TEST_CASE("with interval 0 new names waiting for their sync count against the cap")
+{
+    test::TempDir dir;
+    Process p{dir.file("db.json"), options(0ms), 0ms, 10};
+    REQUIRE(p.store);
+    int acked = 0;
+    int refused = 0;
+    asio::io_context ioc;
+    for (int i = 0; i < 30; ++i)
+        asio::co_spawn(ioc, add_gauge(*p.store, "g" + std::to_string(i), acked, refused), asio::detached);
+    ioc.run();
+    CHECK(acked == 10);
+    CHECK(refused == 20);
+    CHECK(p.map.count() == 10);
+    CHECK(p.map.size() == 10);
 }
