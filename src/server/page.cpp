@@ -106,8 +106,9 @@ const std::string_view page_script = R"JS(
     if (history.length > 1) {
       let lo = Infinity, hi = -Infinity;
       for (const v of history) { if (v < lo) lo = v; if (v > hi) hi = v; }
-      const span = hi - lo || 1, step = 120 / (history.length - 1);  // the values seen so far, full width
-      const points = history.map((v, i) => (i * step).toFixed(1) + ',' + (18 - 16 * (v - lo) / span).toFixed(1));
+      const step = 120 / (history.length - 1);  // the values seen so far, full width
+      const y = (v) => hi === lo ? 10 : 18 - 16 * (v - lo) / (hi - lo);  // a steady value: mid-height
+      const points = history.map((v, i) => (i * step).toFixed(1) + ',' + y(v).toFixed(1));
       const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
       line.setAttribute('points', points.join(' '));
       svg.appendChild(line);
