@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
+#include <limits>
 #include <iterator>
 #include <sstream>
 #include <thread>
@@ -133,8 +134,11 @@ std::optional<ProcessFigures> parse_proc_stat(std::string_view stat, long ticks_
     ProcessFigures p;
     p.cpu_seconds = static_cast<double>(field[14] + field[15]) / ticks;
     p.start_time_seconds = boot_time_seconds + static_cast<double>(field[22]) / ticks;
-    p.virtual_bytes = static_cast<std::int64_t>(field[23]);
-    p.resident_bytes = static_cast<std::int64_t>(field[24]) * page_size;
+    // Clamped rather than trusted: the text is read as given (the fuzz target feeds any).
+    constexpr auto int64_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    const auto page = static_cast<std::uint64_t>(std::max(page_size, 1L));
+    p.virtual_bytes = static_cast<std::int64_t>(std::min(field[23], int64_max));
+    p.resident_bytes = static_cast<std::int64_t>(std::min(field[24], int64_max / page) * page);
     return p;
 }
 

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -47,8 +48,10 @@ std::string update(std::uint64_t seq, const Metric& m)
     return record(RecordType::update, seq, 1000 + static_cast<std::int64_t>(seq), {m});
 }
 
-/// Every record of `bytes` from `first_seq`, and how the reading ended.
+/// Every record of `bytes` from `first_seq`, and how the reading ended. Keeps its own copy of
+/// the bytes, which the records' ids view: callers may pass a temporary.
 struct ReadAll {
+    std::shared_ptr<const std::string> bytes;
     std::vector<Record> records;
     ReadStatus end = ReadStatus::end;
     std::size_t good_end = 0;
@@ -56,7 +59,8 @@ struct ReadAll {
 ReadAll read_all(std::string_view bytes, std::uint64_t first_seq)
 {
     ReadAll out;
-    RecordReader reader{bytes, first_seq};
+    out.bytes = std::make_shared<const std::string>(bytes);
+    RecordReader reader{*out.bytes, first_seq};
     Record r;
     while ((out.end = reader.next(r)) == ReadStatus::record)
         out.records.push_back(r);
