@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages the project builds, tests and runs with (only what is missing).
 # Usage: tools/setup.sh [--bench | --test]
-#   --bench  adds wrk, heaptrack and Google Benchmark's compare.py (the measuring tools)
+#   --bench  adds wrk, heaptrack, Google Benchmark's compare.py, valgrind and collectd (the measuring
+#            tools: tools/agent_order.py runs the agent under valgrind, tools/agent_vs_collectd.py
+#            beside collectd)
 #   --test   --bench, plus what the whole test suite drives: Chromium (headless) with Node.js and
 #            the npm packages of test/browser (puppeteer-core, which downloads no browser), and
 #            promtool (Debian's prometheus) to check /metrics
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ clang meson ninja-build pkg-config git
+packages=(g++ clang lld meson ninja-build pkg-config git
           libasio-dev libsimdjson-dev libdeflate-dev libsodium-dev libfmt-dev doctest-dev libbenchmark-dev libpq-dev
           postgresql python3 curl procps)
 mode=${1:-}
 if [[ $mode == --bench || $mode == --test ]]; then
-    packages+=(wrk heaptrack libbenchmark-tools python3-scipy python3-numpy python3-pandas python3-matplotlib)
+    packages+=(wrk heaptrack libbenchmark-tools python3-scipy python3-numpy python3-pandas python3-matplotlib
+               valgrind collectd-core)
 fi
 if [[ $mode == --test ]]; then
     packages+=(chromium fonts-dejavu-core prometheus)

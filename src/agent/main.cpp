@@ -4,12 +4,18 @@
 #include "codec/sealed_box.hpp"
 #include "core/log.hpp"
 
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 #include <functional>
 
 int main(int argc, char** argv)
 {
+    // Blocks of 128 KiB and more (the gzip compressor of each report) are mapped and unmapped,
+    // never kept in the heap: a fixed threshold turns off glibc's adaptive one, which would
+    // otherwise rise to the first such block freed and keep the next ones resident.
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     agent::Config config;
     if (auto exit = agent::load_config(argc, argv, config))
         return *exit;

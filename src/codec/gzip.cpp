@@ -9,25 +9,40 @@ namespace codec {
 
 Gzip::Gzip(int level) : level_(level)
 {
-    compressor_ = libdeflate_alloc_compressor(level_);
-    decompressor_ = libdeflate_alloc_decompressor();
-    if (compressor_ == nullptr || decompressor_ == nullptr) {
-        libdeflate_free_compressor(compressor_);
-        libdeflate_free_decompressor(decompressor_);
-        throw std::bad_alloc{};
-    }
 }
 
 Gzip::~Gzip()
 {
+    release();
+}
+
+void Gzip::release() noexcept
+{
     libdeflate_free_compressor(compressor_);
     libdeflate_free_decompressor(decompressor_);
+    compressor_ = nullptr;
+    decompressor_ = nullptr;
+}
+
+libdeflate_compressor* Gzip::compressor()
+{
+    if (compressor_ == nullptr && (compressor_ = libdeflate_alloc_compressor(level_)) == nullptr)
+        throw std::bad_alloc{};
+    return compressor_;
+}
+
+libdeflate_decompressor* Gzip::decompressor()
+{
+    if (decompressor_ == nullptr && (decompressor_ = libdeflate_alloc_decompressor()) == nullptr)
+        throw std::bad_alloc{};
+    return decompressor_;
 }
 
 void Gzip::compress(std::string_view in, std::string& out)
 {
-    out.resize(libdeflate_gzip_compress_bound(compressor_, in.size()));
-    const std::size_t n = libdeflate_gzip_compress(compressor_, in.data(), in.size(), out.data(), out.size());
+    libdeflate_compressor* const compressor = this->compressor();
+    out.resize(libdeflate_gzip_compress_bound(compressor, in.size()));
+    const std::size_t n = libdeflate_gzip_compress(compressor, in.data(), in.size(), out.data(), out.size());
     // The bound is an upper limit for this compressor, so 0 ("did not fit") cannot happen.
     out.resize(n);
 }
@@ -42,11 +57,12 @@ core::Result<void> Gzip::decompress(std::string_view in, core::ByteBuffer& out, 
     out.clear();
     out.reserve(std::min(max_out, std::max<std::size_t>(in.size() * 4, 4096)));
     std::size_t capacity = std::min(max_out, out.capacity());
+    libdeflate_decompressor* const decompressor = this->decompressor();
     std::size_t consumed = 0;
     while (consumed < in.size()) {
         std::size_t member_in = 0;
         std::size_t member_out = 0;
-        const libdeflate_result r = libdeflate_gzip_decompress_ex(decompressor_, in.data() + consumed,
+        const libdeflate_result r = libdeflate_gzip_decompress_ex(decompressor, in.data() + consumed,
             in.size() - consumed, out.data() + out.size(), capacity - out.size(), &member_in, &member_out);
         if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
             if (capacity >= max_out)

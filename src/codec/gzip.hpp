@@ -13,6 +13,8 @@ namespace codec {
 
 /// gzip (RFC 1952) with libdeflate. One object per thread (its compressor state is large:
 /// never one per connection); steady-state calls do not allocate once `out` has grown to size.
+/// The compressor (about 200 KB at level 1) and the decompressor are allocated at first use;
+/// allocation failure throws std::bad_alloc.
 class Gzip {
 public:
     explicit Gzip(int level = 1);
@@ -31,8 +33,15 @@ public:
     core::Result<void> decompress(std::string_view in, core::ByteBuffer& out, std::size_t max_out);
     /// The same into a std::string (one more copy of the output: for tests and tools).
     core::Result<void> decompress(std::string_view in, std::string& out, std::size_t max_out);
+    /// Frees the compressor and decompressor until their next use: for a caller that compresses
+    /// a few kilobytes every few seconds (the agent), holding them between calls costs more
+    /// memory than allocating them costs time.
+    void release() noexcept;
 
 private:
+    libdeflate_compressor* compressor();
+    libdeflate_decompressor* decompressor();
+
     libdeflate_compressor* compressor_ = nullptr;
     libdeflate_decompressor* decompressor_ = nullptr;
     int level_;

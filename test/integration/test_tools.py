@@ -1,6 +1,7 @@
 """The measuring tools as a user runs them: every benchmark binary once (a smoke run), the
-profile workflow (two runs of run_benchmarks.sh, then compare_profiles.sh with a plot) and a
-short run of each load test (tools/loadtest.sh, tools/security_loadtest.sh). Each builds what
+profile workflow (two runs of run_benchmarks.sh, then compare_profiles.sh with a plot), a
+short run of each load test (tools/loadtest.sh, tools/security_loadtest.sh) and of the agent's
+tools (tools/agent_order.py, tools/agent_vs_collectd.py), and the agent's link order. Each builds what
 it needs in METRICS_BUILD_DIR (benchmarks on) and writes its profiles to a temporary
 PROFILES_DIR."""
 
@@ -141,6 +142,66 @@ class LoadTest(unittest.TestCase):
         self.assertEqual(run.returncode, 0, text)
         for variant in ("off", "audit_file", "audit_url", "gzip", "sealed"):
             self.assertRegex(text, r"(?m)^%s +[1-9]\d* " % variant)
+
+
+AGENT = os.path.join(BUILD_DIR, "src", "agent", "metrics-agent")
+AGENT_ORDER = os.path.join(ROOT, "src", "agent", "agent.order")
+
+
+def functions(binary):
+    """name -> address of every function `nm` lists in `binary`'s .text section, but thunks
+    (the compiler puts a thunk in the section of the function it adjusts `this` for)."""
+    sections = subprocess.run(["readelf", "-SW", binary], check=True, stdout=subprocess.PIPE, text=True).stdout
+    m = re.search(r"\s\.text\s+PROGBITS\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)", sections)
+    start, size = int(m.group(1), 16), int(m.group(2), 16)
+    out = subprocess.run(["nm", "--defined-only", binary], check=True, stdout=subprocess.PIPE, text=True).stdout
+    table = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "tTwW" and not parts[2].startswith(("_ZTh", "_ZTv", "_ZTc")):
+            address = int(parts[0], 16)
+            if start <= address < start + size:
+                table.setdefault(parts[2], address)
+    return table
+
+
+class AgentTools(unittest.TestCase):
+    def test_the_agent_is_linked_in_the_recorded_order(self):
+        # tools/setup.sh installs lld, so the build links the agent with src/agent/agent.order:
+        # the functions it lists come first in the text, in its order.
+        with open(AGENT_ORDER) as f:
+            order = f.read().split()
+        table = functions(AGENT)
+        placed = [table[name] for name in order if name in table]
+        self.assertGreater(len(placed), 300, "the agent shares few names with agent.order")
+        self.assertEqual(placed, sorted(placed), "the agent's functions are not in agent.order's order")
+        unlisted = [address for name, address in table.items() if name not in set(order)]
+        self.assertLess(max(placed), max(unlisted))
+        self.assertEqual(min(min(placed), min(unlisted)), min(placed), "a function not in the list comes first")
+
+    def test_a_short_run_writes_the_agent_order(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "agent.order")
+            run = run_tool([os.path.join(TOOLS, "agent_order.py"), "--seconds", "8", "-o", out, AGENT], {})
+            text = run.stdout.decode(errors="replace")
+            self.assertEqual(run.returncode, 0, text)
+            with open(out) as f:
+                names = f.read().split()
+        self.assertEqual(len(names), len(set(names)))
+        self.assertIn("main", names)
+        table = functions(AGENT)
+        for prefix in ("_ZN5agent6Sender", "_ZN5agent11MetricTable", "_ZN5codec4Gzip8compress"):
+            self.assertTrue(any(n.startswith(prefix) and n in table for n in names), prefix)
+        self.assertRegex(text, r"agent_order: \d+ symbols written to .* \([1-9]\d* reports received\)")
+
+    def test_a_short_run_beside_collectd_reports_both(self):
+        run = run_tool([os.path.join(TOOLS, "agent_vs_collectd.py"), "--seconds", "3", "--warmup", "3",
+                        f"agent={AGENT}"], {})
+        text = run.stdout.decode(errors="replace")
+        self.assertEqual(run.returncode, 0, text)
+        for label in ("agent", "collectd"):
+            self.assertRegex(text, r"(?m)^\| %s \| \d+\.\d\d \| \d+ \(\d+\) \| " % label)
+        self.assertRegex(text, r"(?m)^agent: USS \d+\.\d\dx collectd's$")
 
 
 if __name__ == "__main__":

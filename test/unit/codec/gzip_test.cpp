@@ -1,7 +1,9 @@
 #include "codec/gzip.hpp"
 
 #include <doctest/doctest.h>
+#include <libdeflate.h>
 
+#include <cstdlib>
 #include <string>
 
 using codec::Gzip;
@@ -43,6 +45,56 @@ TEST_CASE("gzip round-trips")
         REQUIRE(gz.decompress(packed, unpacked, 5000));
         CHECK(unpacked == in);
     }
+}
+
+namespace {
+
+int deflate_allocations = 0;
+int deflate_frees = 0;
+
+void* counting_malloc(std::size_t n)
+{
+    ++deflate_allocations;
+    return std::malloc(n);
+}
+
+void counting_free(void* p)
+{
+    if (p != nullptr)
+        ++deflate_frees;
+    std::free(p);
+}
+
+}  // namespace
+
+TEST_CASE("the compressor and decompressor exist from first use until release")
+{
+    libdeflate_set_memory_allocator(counting_malloc, counting_free);
+    deflate_allocations = deflate_frees = 0;
+    {
+        const std::string in = text(3000);
+        std::string first;
+        std::string again;
+        std::string out;
+        Gzip gz;
+        CHECK(deflate_allocations == 0);
+        gz.compress(in, first);
+        gz.compress(in, first);
+        CHECK(deflate_allocations == 1);  // the compressor, kept between calls
+        gz.release();
+        CHECK(deflate_frees == 1);
+        gz.compress(in, again);
+        CHECK(again == first);  // a new compressor compresses alike
+        REQUIRE(gz.decompress(again, out, in.size()));
+        CHECK(out == in);
+        CHECK(deflate_allocations == 3);  // the compressor again, then the decompressor
+        gz.release();
+        CHECK(deflate_frees == 3);
+        gz.release();  // nothing left to free
+        CHECK(deflate_frees == 3);
+    }
+    CHECK(deflate_frees == 3);  // the destructor found nothing either
+    libdeflate_set_memory_allocator(std::malloc, std::free);
 }
 
 TEST_CASE("output over the limit is body_too_large, whatever ISIZE claims")
