@@ -20,7 +20,8 @@ agent is their only user. --server BIN runs a metrics-server instead.
 Usage: tools/agent_vs_collectd.py [--seconds N] [--warmup N] [--server BIN] LABEL=AGENT_BINARY...
   e.g. tools/agent_vs_collectd.py --seconds 1200 default=b-release/src/agent/metrics-agent \\
            static=b-static/src/agent/metrics-agent
-Needs collectd (apt-get install collectd-core). Output: a Markdown table on stdout.
+Needs collectd (tools/setup.sh --bench installs collectd-core, and libmnl0 for its processes
+plugin). Output: a Markdown table on stdout.
 """
 import argparse
 import http.server
@@ -150,7 +151,7 @@ def main():
             parser.error(f"{spec}: not LABEL=executable")
         agents.append((label, os.path.abspath(binary)))
     if not os.access(COLLECTD, os.X_OK):
-        sys.exit("agent_vs_collectd: collectd is missing (apt-get install collectd-core)")
+        sys.exit("agent_vs_collectd: collectd is missing (tools/setup.sh --bench installs it)")
 
     work = tempfile.mkdtemp(prefix="metrics-vs-collectd.")
     children = []

@@ -16,7 +16,7 @@ packages=(g++ clang lld meson ninja-build pkg-config git
 mode=${1:-}
 if [[ $mode == --bench || $mode == --test ]]; then
     packages+=(wrk heaptrack libbenchmark-tools python3-scipy python3-numpy python3-pandas python3-matplotlib
-               valgrind collectd-core)
+               valgrind collectd-core libmnl0)  # libmnl0: collectd's processes plugin
 fi
 if [[ $mode == --test ]]; then
     packages+=(chromium fonts-dejavu-core prometheus)
