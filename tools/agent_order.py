@@ -75,53 +75,46 @@ def load_bias(pid, binary):
     raise RuntimeError(f"{binary} is not mapped in process {pid}")
 
 
-def trace(binary, port, seconds, work):
-    """Runs `binary` under lackey; returns its trace file and the binary's load bias."""
-    log = os.path.join(work, "lackey.log")
-    child = subprocess.Popen(["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-file={log}",
-                              *agent_argv(binary, port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    bias = None
+def agent_argv(binary, port):
+    return [binary, "-a", f"127.0.0.1:{port}", "-p", "1", "-r", "2"]
+
+
+def run_for(argv, seconds, what, each_half_second=lambda pid: None):
+    """Runs `argv` for `seconds`, calling `each_half_second(pid)` meanwhile, then stops it with
+    SIGTERM as a service manager does."""
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
             time.sleep(0.5)
             if child.poll() is not None:
-                sys.exit(f"agent_order: {binary} exited with {child.returncode} under valgrind (log: {log})")
-            if bias is None:
-                try:
-                    bias = load_bias(child.pid, binary)
-                except (RuntimeError, OSError):
-                    pass  # valgrind has not mapped the client yet
+                sys.exit(f"agent_order: {what} exited early with {child.returncode}")
+            each_half_second(child.pid)
         child.send_signal(signal.SIGTERM)
         child.wait(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
-    if bias is None:
+
+
+def trace(binary, port, seconds, work):
+    """Runs `binary` under lackey; returns its trace file and the binary's load bias."""
+    log = os.path.join(work, "lackey.log")
+    bias = []
+
+    def find_bias(pid):
+        if not bias:
+            try:
+                bias.append(load_bias(pid, binary))
+            except (RuntimeError, OSError):
+                pass  # valgrind has not mapped the client yet
+
+    run_for(["valgrind", "--tool=lackey", "--trace-mem=yes", f"--log-file={log}", *agent_argv(binary, port)],
+            seconds, f"{binary} under valgrind (log: {log})", find_bias)
+    if not bias:
         sys.exit(f"agent_order: could not find where {binary} was loaded")
-    return log, bias
-
-
-def agent_argv(binary, port):
-    return [binary, "-a", f"127.0.0.1:{port}", "-p", "1", "-r", "2"]
-
-
-def run_for(argv, seconds, what):
-    """Runs `argv` for `seconds`, then stops it with SIGTERM as a service manager does."""
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        time.sleep(seconds)
-        if child.poll() is not None:
-            sys.exit(f"agent_order: {what} exited early with {child.returncode}")
-        child.send_signal(signal.SIGTERM)
-        child.wait(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    return child.returncode
+    return log, bias[0]
 
 
 # perf script -F addr,ip,sym,dso: the faulting address, then the instruction, each with its
