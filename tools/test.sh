@@ -252,14 +252,22 @@ else
     record clang_build 0 1
 fi
 
-# fmt and simdjson from subprojects/ (WrapDB's wraps and packagefiles) instead of Debian's: only
+# Dependencies from subprojects/ (WrapDB's wraps and packagefiles) instead of Debian's: only
 # when their sources are at hand, since CI never downloads (tools/subprojects.sh makes them from
-# local clones of the upstream repositories; docs/BUILDING.md).
-phase "fallback build (fmt, simdjson from subprojects/)"
-if missing=$(fallback_sources_missing fmt simdjson); then
-    echo "fallback build skipped: no source for $missing in subprojects/ (tools/subprojects.sh fmt=CLONE simdjson=CLONE)"
+# local clones of the upstream repositories; docs/BUILDING.md). Every wrapped one the build
+# uses when all are there (Asio 1.24 against Debian's 1.22), else fmt and simdjson.
+phase "fallback build (dependencies from subprojects/)"
+fallback=()
+if ! fallback_sources_missing asio fmt simdjson doctest >/dev/null; then
+    fallback=(--wrap-mode=forcefallback)
+elif ! fallback_sources_missing fmt simdjson >/dev/null; then
+    fallback=(--force-fallback-for=fmt,simdjson)
+fi
+if ((${#fallback[@]} == 0)); then
+    echo "fallback build skipped: no source for $(fallback_sources_missing fmt simdjson) in subprojects/" \
+         "(tools/subprojects.sh fmt=CLONE simdjson=CLONE)"
     record fallback_build 0 0 1
-elif variant_build build-fallback fallback --buildtype=debug --force-fallback-for=fmt,simdjson; then
+elif echo "fallback build: ${fallback[*]}" && variant_build build-fallback fallback --buildtype=debug "${fallback[@]}"; then
     run_unit_suites fallback_ build-fallback
 else
     record fallback_build 0 1

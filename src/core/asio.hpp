@@ -15,10 +15,18 @@
 
 namespace core {
 
+/// Where as_tuple and deferred live: Asio 1.24 moved them out of `experimental`, and with
+/// ASIO_NO_DEPRECATED the old names are gone (Debian 12 has 1.22, subprojects/asio.wrap 1.24).
+#if ASIO_VERSION >= 102400
+namespace asio_tokens = ::asio;
+#else
+namespace asio_tokens = ::asio::experimental;
+#endif
+
 using asio::awaitable;
 using asio::use_awaitable;
-/// Completion token that returns (error_code, results...) instead of throwing (Asio 1.22 spelling).
-constexpr auto use_nothrow_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+/// Completion token that returns (error_code, results...) instead of throwing.
+constexpr auto use_nothrow_awaitable = asio_tokens::as_tuple(asio::use_awaitable);
 
 /// Waits for `op` or the deadline, whichever comes first; on timeout the operation is
 /// cancelled and `asio::error::timed_out` is returned. `op` must be an awaitable<T> whose result

@@ -1,5 +1,6 @@
 #include "storage/postgres.hpp"
 
+#include "core/asio.hpp"
 #include "core/log.hpp"
 
 #include <libpq-fe.h>
@@ -751,8 +752,8 @@ core::awaitable<std::tuple<std::error_code, std::size_t>> acquire_before(detail:
 {
     asio::steady_timer timer{co_await asio::this_coro::executor, deadline};
     auto [order, ec, slot, timer_ec] =
-        co_await asio::experimental::make_parallel_group(pool.async_acquire(asio::experimental::deferred),
-                                                         timer.async_wait(asio::experimental::deferred))
+        co_await asio::experimental::make_parallel_group(pool.async_acquire(core::asio_tokens::deferred),
+                                                         timer.async_wait(core::asio_tokens::deferred))
             .async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
     (void)timer_ec;
     if (!ec)
