@@ -3,7 +3,7 @@
 order it first touches them.
 
 Each given metrics-agent binary runs under Valgrind's lackey, which reports every instruction
-fetch and data access, for --seconds against this script's loopback stub (200 to every report),
+fetch and data access, for --seconds against a loopback receiver (200 to every report),
 with a 1 s poll and a 2 s report interval, then stops on SIGTERM as a service does. Every address
 inside the binary is named by the symbol that holds it (`nm`); the output lists the functions in
 order of first use, then the constants and data. Valgrind gives its client no vDSO, so the code
@@ -25,7 +25,6 @@ Needs valgrind (tools/setup.sh --bench).
 """
 import argparse
 import bisect
-import http.server
 import os
 import re
 import shutil
@@ -34,11 +33,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from agent_vs_collectd import Accept, free_port  # noqa: E402  the same stub receiver
+from agent_vs_collectd import Accept, free_port, start_receiver  # noqa: E402  the same receiver
 
 SYMBOL_TYPES = set("tTwWiIrRdDvVgGsS")  # code, constants, initialised data (not bss)
 
@@ -182,8 +180,7 @@ def main():
             parser.error(f"{binary}: not an executable")
 
     port = free_port(socket.SOCK_STREAM)
-    stub = http.server.ThreadingHTTPServer(("127.0.0.1", port), Accept)
-    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    receiver = start_receiver(port)
     order, seen = [], set()
     work = tempfile.mkdtemp(prefix="metrics-agent-order.")
     try:
@@ -200,10 +197,10 @@ def main():
                     order.append(name)
             os.remove(log)
     finally:
-        stub.shutdown()
+        receiver.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     if Accept.requests == 0:
-        sys.exit("agent_order: no report reached the stub: the run did not exercise the agent")
+        sys.exit("agent_order: no report reached the receiver: the run did not exercise the agent")
     with open(args.output, "w") as f:
         f.write("".join(name + "\n" for name in order))
     print(f"agent_order: {len(order)} symbols written to {args.output} ({Accept.requests} reports received)",

@@ -12,7 +12,7 @@ its binary and of every shared library it loads but glibc's (which every process
 maps): the agent is their only user, as on a monitored host. A label ending in `@cxx` keeps the
 system's libstdc++ and libgcc_s instead (a host where other C++ programs run; every such agent of
 the run shares them).
-The receiver is this script's own HTTP stub (200 to every request), not metrics-server: a server
+The receiver is this script's own HTTP server (200 to every request), not metrics-server: a server
 on the same host would map the same libfmt, libsimdjson, libsodium and libdeflate as a dynamically
 linked agent, and pages two processes map are not in either one's USS. On a monitored host the
 agent is their only user. --server BIN runs a metrics-server instead.
@@ -63,6 +63,13 @@ class Accept(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def start_receiver(port):
+    """Serves Accept on 127.0.0.1:`port` from a daemon thread; returns the server."""
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", port), Accept)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    return receiver
 
 
 GLIBC = ("libc.so", "libm.so", "ld-linux", "libpthread.so", "libdl.so", "librt.so", "linux-vdso")
@@ -141,7 +148,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=int, default=1200, help="measured span (default 1200)")
     parser.add_argument("--warmup", type=int, default=60, help="seconds before the first sample")
-    parser.add_argument("--server", help="a metrics-server binary to report to instead of the stub")
+    parser.add_argument("--server", help="a metrics-server binary to report to instead of the built-in receiver")
     parser.add_argument("agents", nargs="+", metavar="LABEL=BINARY")
     args = parser.parse_args()
     agents = []
@@ -168,8 +175,7 @@ def main():
         if args.server:
             start("server", [args.server, "-a", f"127.0.0.1:{port}", "-f", "", "-access-log=false"])
         else:
-            stub = http.server.ThreadingHTTPServer(("127.0.0.1", port), Accept)
-            threading.Thread(target=stub.serve_forever, daemon=True).start()
+            start_receiver(port)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -237,7 +243,7 @@ def main():
     uss = last["collectd"]["USS"]
     print()
     if not args.server:
-        print(f"the stub received {Accept.requests} reports")
+        print(f"the receiver got {Accept.requests} reports")
     for label, _, _ in measured[:-1]:
         print(f"{label}: USS {last[label]['USS'] / uss:.2f}x collectd's")
     shutil.rmtree(work, ignore_errors=True)

@@ -743,7 +743,7 @@ std::uint64_t MemoryMap::max_seq() const
 
 // The cursor names a slot: (shard * 2 + kind) in the high bits, the slot index in the low
 // `slot_bits`. Tables never shrink while in use, so a slot index stays meaningful from one step
-// to the next; an entry a grow moved behind the cursor is met next round.
+// to the next; an entry a grow moved behind the cursor is met on the next pass.
 void MemoryMap::collect_expired(std::int64_t now, std::size_t budget, std::size_t& cursor,
                                 std::vector<std::pair<Kind, std::string>>& out) const
 {
@@ -783,7 +783,7 @@ void MemoryMap::collect_expired(std::int64_t now, std::size_t budget, std::size_
         slot = 0;
         table = table + 1 == tables ? 0 : table + 1;
         if (table == 0)
-            break;  // a round is over: the next step starts the next one
+            break;  // a pass is over: the next step starts the next one
     }
     cursor = table << slot_bits | slot;
 }

@@ -257,11 +257,11 @@ TEST_CASE("remove answers the last value, and a removed counter starts again fro
 TEST_CASE("names removed and inserted again many times keep the table small and exact")
 {
     MemoryMap map{MapOptions{Shards{1}}};
-    for (int round = 0; round < 200; ++round) {
+    for (int batch = 0; batch < 200; ++batch) {
         for (int i = 0; i < 50; ++i)
-            REQUIRE(map.update(delta("r" + std::to_string(round * 50 + i), 1), now()));
+            REQUIRE(map.update(delta("r" + std::to_string(batch * 50 + i), 1), now()));
         for (int i = 0; i < 50; ++i)
-            REQUIRE(map.remove(Kind::counter, "r" + std::to_string(round * 50 + i), now()));
+            REQUIRE(map.remove(Kind::counter, "r" + std::to_string(batch * 50 + i), now()));
     }
     CHECK(map.size() == 0);
     CHECK(map.list().empty());
@@ -318,7 +318,7 @@ TEST_CASE("a metric not updated within the ttl is absent, and its next update st
     }
 }
 
-TEST_CASE("the expiry sweep visits every slot in bounded steps and finds each expired metric once a round")
+TEST_CASE("the expiry sweep visits every slot in bounded steps and finds each expired metric once a pass")
 {
     manual_now = 2'000'000;
     MemoryMap map{with_ttl(1000ms, Shards{4})};
@@ -516,7 +516,7 @@ TEST_CASE("single updates and batches on the same counters and gauges, from seve
     const std::vector<std::string> names{"s0", "s1", "s2", "s3", "s4", "s5"};
     REQUIRE(map.update(delta("full", int64_max), now()));
     constexpr int threads = 4;
-    constexpr int rounds = 7200;  // a multiple of names.size()
+    constexpr int iterations = 7200;  // a multiple of names.size()
     std::vector<std::thread> pool;
     for (int t = 0; t < threads; ++t)
         pool.emplace_back([&, t] {
@@ -526,7 +526,7 @@ TEST_CASE("single updates and batches on the same counters and gauges, from seve
             good.push_back(value("shared", t));
             std::vector<Metric> bad = good;
             bad.push_back(delta("full", 1));
-            for (int i = 0; i < rounds; ++i) {
+            for (int i = 0; i < iterations; ++i) {
                 const auto& name = names[static_cast<std::size_t>(i + t) % names.size()];
                 const bool ok = t % 2 == 0
                                     ? bool(map.update(delta(name, 1), now())) && bool(map.update(value("shared", t), now()))
@@ -539,7 +539,7 @@ TEST_CASE("single updates and batches on the same counters and gauges, from seve
     for (auto& th : pool)
         th.join();
     for (const auto& n : names)
-        CHECK(counter(map, n) == 2 * rounds / static_cast<std::int64_t>(names.size()) + 2 * 2 * rounds);
+        CHECK(counter(map, n) == 2 * iterations / static_cast<std::int64_t>(names.size()) + 2 * 2 * iterations);
     CHECK(counter(map, "full") == int64_max);
     const double last = gauge(map, "shared");
     CHECK((last >= 0 && last < threads && last == static_cast<int>(last)));

@@ -1,5 +1,6 @@
 #include "storage/persistent.hpp"
 
+#include "failing_io.hpp"
 #include "support.hpp"
 
 #include <doctest/doctest.h>
@@ -7,10 +8,8 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -212,35 +211,6 @@ TEST_CASE("a compaction stopped at any step loses no counter delta and doubles n
     }
 }
 
-namespace {
-
-std::atomic<int> failing_writes{0};
-std::atomic<int> failing_syncs{0};
-
-bool failing_write_all(int fd, std::string_view data) noexcept
-{
-    if (failing_writes.load() > 0) {
-        --failing_writes;
-        if (data.size() > 3 && ::write(fd, data.data(), 3) < 0)  // a partial record reaches the file
-            return false;
-        errno = ENOSPC;
-        return false;
-    }
-    return core::file::write_all(fd, data);
-}
-
-int failing_fdatasync(int fd)
-{
-    if (failing_syncs.load() > 0) {
-        --failing_syncs;
-        errno = EIO;
-        return -1;
-    }
-    return ::fdatasync(fd);
-}
-
-}  // namespace
-
 TEST_CASE("a change whose record cannot be written or synced is answered io_error and not applied")
 {
     for (const auto interval : {0ms, 1000ms}) {
@@ -248,25 +218,26 @@ TEST_CASE("a change whose record cannot be written or synced is answered io_erro
         test::TempDir dir;
         const std::string path = dir.file("db.json");
         DurableOptions o = options(interval);
-        o.file_ops = {&failing_write_all, &failing_fdatasync};
+        o.file_ops = test::failing_file_ops;
+        test::partial_bytes = 3;  // a partial record reaches the file
         {
             Process p{path, o};
             REQUIRE(p.run(update(Metric::counter("c", 1))));
 
             SUBCASE("a failed write") {
-                failing_writes = 1;
+                test::failing_writes = 1;
                 CHECK(p.run(update(Metric::counter("c", 1))).error() == Errc::io_error);
                 CHECK(!test::run(p.store->ping()));
             }
             SUBCASE("a failed sync (interval 0 waits for it)") {
                 if (interval.count() == 0) {
-                    failing_syncs = 1;
+                    test::failing_syncs = 1;
                     CHECK(p.run(update(Metric::counter("c", 1))).error() == Errc::io_error);
                     CHECK(!test::run(p.store->ping()));
                 }
             }
             SUBCASE("a failed batch") {
-                failing_writes = 1;
+                test::failing_writes = 1;
                 std::vector<Metric> stored;
                 const std::vector<Metric> batch{Metric::counter("c", 1), Metric::gauge("g", 1)};
                 CHECK(p.run({Op::update_batch, {}, batch, &stored}).error() == Errc::io_error);
@@ -287,20 +258,6 @@ TEST_CASE("a change whose record cannot be written or synced is answered io_erro
 
 namespace {
 
-std::mutex gate_mutex;
-std::condition_variable gate_cv;
-bool gate_open = true;
-bool gate_entered = false;
-
-int gated_fdatasync(int fd)
-{
-    std::unique_lock lock{gate_mutex};
-    gate_entered = true;
-    gate_cv.notify_all();
-    gate_cv.wait(lock, [] { return gate_open; });
-    return ::fdatasync(fd);
-}
-
 asio::awaitable<void> increment(PersistentStorage& store, int& acked)
 {
     auto r = co_await store.run(update(Metric::counter("shared", 1)));
@@ -314,14 +271,10 @@ TEST_CASE("with interval 0 updates that arrive during a sync share the next one"
 {
     test::TempDir dir;
     DurableOptions o = options(0ms);
-    o.file_ops.fdatasync = &gated_fdatasync;
+    o.file_ops.fdatasync = &test::gated_fdatasync;
     Process p{dir.file("db.json"), o};
     REQUIRE(p.store);
-    {
-        std::lock_guard lock{gate_mutex};
-        gate_open = false;
-        gate_entered = false;
-    }
+    test::sync_gate.close();
     const auto syncs_before = p.store->syncs();
     constexpr int updates = 16;
     int acked = 0;
@@ -330,20 +283,13 @@ TEST_CASE("with interval 0 updates that arrive during a sync share the next one"
     std::thread runner{[&] { ioc.run(); }};
     // The first update alone: its sync is held at the gate...
     asio::co_spawn(ioc, increment(*p.store, acked), asio::detached);
-    {
-        std::unique_lock lock{gate_mutex};
-        gate_cv.wait(lock, [] { return gate_entered; });
-    }
+    test::sync_gate.wait_until_entered();
     // ...while every other update is appended behind it.
     for (int i = 1; i < updates; ++i)
         asio::co_spawn(ioc, increment(*p.store, acked), asio::detached);
     while (p.store->pending_records() < updates)
         std::this_thread::yield();
-    {
-        std::lock_guard lock{gate_mutex};
-        gate_open = true;
-    }
-    gate_cv.notify_all();
+    test::sync_gate.open();
     work.reset();
     runner.join();
     CHECK(acked == updates);

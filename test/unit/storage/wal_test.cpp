@@ -1,5 +1,6 @@
 #include "storage/wal.hpp"
 
+#include "failing_io.hpp"
 #include "support.hpp"
 
 #include <doctest/doctest.h>
@@ -91,42 +92,11 @@ std::string segment_file(const std::string& dir, std::uint64_t first)
     return dir + "/" + name;
 }
 
-// Failure injection: the next write or sync fails with ENOSPC (or EIO) while armed.
-std::atomic<int> failing_writes{0};
-std::atomic<int> failing_syncs{0};
-std::atomic<int> partial_bytes{0};
-
-bool failing_write_all(int fd, std::string_view data) noexcept
-{
-    if (failing_writes.load() > 0) {
-        --failing_writes;
-        // A short write first, as a full disk gives: part of the record reaches the file.
-        const auto part = std::min<std::size_t>(static_cast<std::size_t>(partial_bytes.load()), data.size());
-        if (part > 0 && ::write(fd, data.data(), part) < 0)
-            return false;
-        errno = ENOSPC;
-        return false;
-    }
-    return core::file::write_all(fd, data);
-}
-
-int failing_fdatasync(int fd)
-{
-    if (failing_syncs.load() > 0) {
-        --failing_syncs;
-        errno = EIO;
-        return -1;
-    }
-    return ::fdatasync(fd);
-}
-
 /// The value, or 0 for an error (sequence numbers start at 1).
 std::uint64_t value_of(const core::Result<std::uint64_t>& r)
 {
     return r ? *r : 0;
 }
-
-constexpr storage::wal::FileOps failing_ops{&failing_write_all, &failing_fdatasync};
 
 }  // namespace
 
@@ -352,11 +322,11 @@ TEST_CASE("a failed write leaves no partial record and the log keeps working")
 {
     test::TempDir tmp;
     const std::string dir = tmp.file("w");
-    auto o = open_log(dir, failing_ops);
+    auto o = open_log(dir, test::failing_file_ops);
     REQUIRE(o.log->start(1));
     REQUIRE(o.log->append(update(1, Metric::counter("a", 1)), 2));
-    failing_writes = 1;
-    partial_bytes = 10;
+    test::failing_writes = 1;
+    test::partial_bytes = 10;
     CHECK(o.log->append(update(2, Metric::counter("a", 2)), 3).error() == Errc::io_error);
     CHECK(!o.log->healthy());
     CHECK(o.log->next_seq() == 2);
@@ -376,7 +346,7 @@ TEST_CASE("a failed sync cuts what it did not cover when asked to roll back")
 {
     test::TempDir tmp;
     const std::string dir = tmp.file("w");
-    auto o = open_log(dir, failing_ops);
+    auto o = open_log(dir, test::failing_file_ops);
     REQUIRE(o.log->start(1));
     REQUIRE(o.log->append(update(1, Metric::counter("a", 1)), 2));
     auto point = o.log->sync_point();
@@ -385,7 +355,7 @@ TEST_CASE("a failed sync cuts what it did not cover when asked to roll back")
     REQUIRE(o.log->append(update(3, Metric::counter("a", 3)), 4));
 
     SUBCASE("with rollback (-i 0): back to the synced end and seq") {
-        failing_syncs = 1;
+        test::failing_syncs = 1;
         point = o.log->sync_point();
         CHECK(o.log->finish_sync(point, o.log->sync_data(point), true).error() == Errc::io_error);
         CHECK(o.log->next_seq() == 2);
@@ -394,7 +364,7 @@ TEST_CASE("a failed sync cuts what it did not cover when asked to roll back")
         CHECK(std::filesystem::file_size(segment_file(dir, 1)) == update(1, Metric::counter("a", 1)).size());
     }
     SUBCASE("without (-i N): kept for the next sync") {
-        failing_syncs = 1;
+        test::failing_syncs = 1;
         point = o.log->sync_point();
         CHECK(o.log->finish_sync(point, o.log->sync_data(point), false).error() == Errc::io_error);
         CHECK(o.log->next_seq() == 4);
@@ -406,30 +376,12 @@ TEST_CASE("a failed sync cuts what it did not cover when asked to roll back")
     }
 }
 
-namespace {
-
-// Blocks the first sync until released, so that appends pile up behind it.
-std::mutex gate_mutex;
-std::condition_variable gate_cv;
-bool gate_open = false;
-bool gate_entered = false;
-
-int gated_fdatasync(int fd)
-{
-    std::unique_lock lock{gate_mutex};
-    gate_entered = true;
-    gate_cv.notify_all();
-    gate_cv.wait(lock, [] { return gate_open; });
-    return ::fdatasync(fd);
-}
-
-}  // namespace
-
 TEST_CASE("writers that append while a sync runs share the next one (group commit)")
 {
     test::TempDir tmp;
-    auto o = open_log(tmp.file("w"), {&core::file::write_all, &gated_fdatasync});
+    auto o = open_log(tmp.file("w"), {&core::file::write_all, &test::gated_fdatasync});
     REQUIRE(o.log->start(1));
+    test::sync_gate.close();  // the first writer's sync waits there; the others append behind it
     std::mutex mutex;  // the owner's sequencer
     std::condition_variable synced_cv;
     std::uint64_t synced = 1;
@@ -450,10 +402,7 @@ TEST_CASE("writers that append while a sync runs share the next one (group commi
     constexpr int writers = 8;
     std::vector<std::thread> threads;
     threads.emplace_back(append_and_wait, "first");
-    {
-        std::unique_lock lock{gate_mutex};
-        gate_cv.wait(lock, [] { return gate_entered; });
-    }
+    test::sync_gate.wait_until_entered();
     for (int i = 1; i < writers; ++i)
         threads.emplace_back(append_and_wait, "w" + std::to_string(i));
     for (;;) {  // every writer has appended behind the blocked sync
@@ -461,11 +410,7 @@ TEST_CASE("writers that append while a sync runs share the next one (group commi
         if (o.log->next_seq() == writers + 1)
             break;
     }
-    {
-        std::lock_guard lock{gate_mutex};
-        gate_open = true;
-    }
-    gate_cv.notify_all();
+    test::sync_gate.open();
     for (auto& t : threads)
         t.join();
     CHECK(o.log->syncs() == 2);
@@ -498,7 +443,7 @@ TEST_CASE("a committer with an interval syncs on its own and rotates on request"
 TEST_CASE("a committer with interval 0 reports a failed sync after cutting its records")
 {
     test::TempDir tmp;
-    auto o = open_log(tmp.file("w"), failing_ops);
+    auto o = open_log(tmp.file("w"), test::failing_file_ops);
     REQUIRE(o.log->start(1));
     std::mutex mutex;
     std::condition_variable cv;
@@ -507,7 +452,7 @@ TEST_CASE("a committer with interval 0 reports a failed sync after cutting its r
                             reported.push_back(r);
                             cv.notify_all();
                         }};
-    failing_syncs = 1;
+    test::failing_syncs = 1;
     std::unique_lock lock{mutex};
     REQUIRE(o.log->append(update(1, Metric::gauge("a", 1)), 2));
     committer.wake();
